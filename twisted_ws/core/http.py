@@ -1,0 +1,412 @@
+"""
+HTTP/1.1 message heads, parsed and formatted with hard limits.
+
+The WebSocket opening handshake is the only HTTP this library speaks, so this
+module knows just enough HTTP/1.1 to read one request or response head and to
+write one back.  It is deliberately strict: a WebSocket endpoint has no reason
+to be tolerant of malformed heads, and every leniency (obs-fold, whitespace
+before the colon, odd start lines) is a request-smuggling or header-confusion
+vector when a proxy in front of us parses the same bytes differently.
+
+Parsing is incremental and bounded: limits are checked as bytes arrive, so a
+peer that sends an endless line is refused as soon as it passes the cap, and
+the work done per C{feed} is proportional to the new data, so a client that
+trickles one byte at a time costs linear, not quadratic, time.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from http import HTTPStatus
+
+from twisted_ws.core.errors import HandshakeError
+
+__all__ = [
+    "Headers",
+    "RequestHead",
+    "ResponseHead",
+    "HeadParser",
+    "formatResponse",
+    "formatRequest",
+    "isToken",
+    "RESPONSE_PARSE_ERROR_STATUS",
+]
+
+#: RFC 7230 tchar, as a regex character class body.
+_TCHAR = r"!#$%&'*+\-.^_`|~0-9A-Za-z"
+_TOKEN_RE = re.compile(f"[{_TCHAR}]+")
+_TOKEN_BYTES_RE = re.compile(f"[{_TCHAR}]+".encode("ascii"))
+
+_REQUEST_LINE_RE = re.compile(
+    f"([{_TCHAR}]+) ([\\x21-\\x7e]+) HTTP/([0-9])\\.([0-9])".encode("ascii")
+)
+_STATUS_LINE_RE = re.compile(
+    rb"HTTP/([0-9])\.([0-9]) ([0-9]{3})(?: ([\t\x20-\x7e\x80-\xff]*))?"
+)
+_HEADER_LINE_RE = re.compile(f"([{_TCHAR}]+):(.*)".encode("ascii"), re.DOTALL)
+#: Controls refused in received header values: every C0 control but HTAB, and
+#: DEL.  RFC 7230 field-content allows none of them.
+_BAD_VALUE_BYTES_RE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+#: Characters refused in header values we send: the ones that would let an
+#: application-supplied value end the line and inject headers.
+_BAD_OUTPUT_RE = re.compile(r"[\x00\r\n]")
+_BAD_TARGET_RE = re.compile(r"[\x00-\x20\x7f]")
+
+#: Status carried by every L{HandshakeError} raised while parsing a
+#: I{response} head: the server (from the client's point of view, a gateway)
+#: sent something that is not valid HTTP.
+RESPONSE_PARSE_ERROR_STATUS = 502
+
+
+def isToken(value: str) -> bool:
+    """
+    Whether C{value} is an RFC 7230 token.
+
+    Tokens are what subprotocol names, extension names and header names must
+    be; checking them in one place keeps the grammar consistent.
+    """
+    return _TOKEN_RE.fullmatch(value) is not None
+
+
+class Headers:
+    """
+    An ordered, case-insensitive, multi-valued collection of header fields.
+
+    Order and original case are kept because they are what was on the wire
+    (useful for logging and for re-emitting); lookups ignore case because
+    HTTP field names are case-insensitive.
+    """
+
+    def __init__(self, pairs: Iterable[tuple[str, str]] = ()) -> None:
+        self._pairs: list[tuple[str, str]] = []
+        self._index: dict[str, list[str]] = {}
+        for name, value in pairs:
+            self.add(name, value)
+
+    def add(self, name: str, value: str) -> None:
+        """Append one field, keeping any earlier ones of the same name."""
+        self._pairs.append((name, value))
+        self._index.setdefault(name.lower(), []).append(value)
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The first value of C{name}, or C{default} when absent."""
+        values = self._index.get(name.lower())
+        return values[0] if values else default
+
+    def getAll(self, name: str) -> list[str]:
+        """Every value of C{name}, in received order (a new list)."""
+        return list(self._index.get(name.lower(), ()))
+
+    def getCommaList(self, name: str) -> list[str]:
+        """
+        The comma-separated list elements across every C{name} field.
+
+        This is how list-valued headers (Connection, Upgrade,
+        Sec-WebSocket-Protocol) must be read: a sender may split one list over
+        several fields or join several fields into one, and empty elements
+        are allowed by RFC 7230 section 7.
+        """
+        result: list[str] = []
+        for value in self._index.get(name.lower(), ()):
+            for element in value.split(","):
+                element = element.strip(" \t")
+                if element:
+                    result.append(element)
+        return result
+
+    def items(self) -> Iterator[tuple[str, str]]:
+        """(name, value) pairs in original order and case."""
+        return iter(self._pairs)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._pairs)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._index
+
+    def __len__(self) -> int:
+        return len(self._pairs)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Headers):
+            return NotImplemented
+        return self._pairs == other._pairs
+
+    def __repr__(self) -> str:
+        return f"Headers({self._pairs!r})"
+
+
+@dataclass
+class RequestHead:
+    """A parsed HTTP request head; C{target} is exactly as received."""
+
+    method: str
+    target: str
+    version: tuple[int, int]
+    headers: Headers
+
+    @property
+    def path(self) -> str:
+        """
+        The target without its query string (not percent-decoded).
+
+        Decoding is left to the application because decoding here would
+        make C{%2F} and C{/} indistinguishable.
+        """
+        return self.target.partition("?")[0]
+
+    @property
+    def query(self) -> str:
+        """The part of the target after the first C{?}, or C{""}."""
+        return self.target.partition("?")[2]
+
+
+@dataclass
+class ResponseHead:
+    """A parsed HTTP response head."""
+
+    version: tuple[int, int]
+    status: int
+    reasonPhrase: str
+    headers: Headers
+
+
+class HeadParser:
+    """
+    Incremental parser for one HTTP/1.1 request or response head.
+
+    Lines must end with CRLF; a bare LF is also accepted as a line end (RFC
+    7230 section 3.5 allows it, and it cannot hide a line from a CRLF-only
+    parser since such a parser would see one longer, invalid line).  A bare CR
+    anywhere else is refused.  Leading empty lines before the start line are
+    refused rather than skipped.
+
+    Limits: C{maxLineLength} caps the start line (414 for a request) and each
+    header line (431); C{maxHeaderBytes} caps the header block, i.e. every
+    header line with its line end, excluding the start line and the final
+    empty line (431); C{maxHeaderCount} caps the number of fields (431).
+    Other malformations are 400.  When parsing a response every error carries
+    status L{RESPONSE_PARSE_ERROR_STATUS} (502) instead, as the client layer
+    only needs to know the server's answer was unusable.
+
+    Once a head is returned, C{rest} holds the bytes that followed it.
+    """
+
+    rest: bytes
+
+    def __init__(
+        self,
+        isRequest: bool,
+        maxLineLength: int = 8192,
+        maxHeaderBytes: int = 16384,
+        maxHeaderCount: int = 100,
+    ) -> None:
+        self.isRequest = isRequest
+        self.maxLineLength = maxLineLength
+        self.maxHeaderBytes = maxHeaderBytes
+        self.maxHeaderCount = maxHeaderCount
+        self.rest = b""
+        self._buffer = bytearray()
+        # Where the current (incomplete) line starts, and where the next
+        # search for LF resumes: everything before _scanFrom has no LF left.
+        self._lineStart = 0
+        self._scanFrom = 0
+        # Offset of the first header line; None until the start line is read.
+        self._headerStart: int | None = None
+        self._startLine: tuple[object, ...] | None = None
+        self._headers = Headers()
+        self._finished = False
+
+    def feed(self, data: bytes) -> RequestHead | ResponseHead | None:
+        """
+        Add C{data}; return the head once complete, else C{None}.
+
+        @raise HandshakeError: the head is malformed or exceeds a limit.
+        @raise RuntimeError: the parser already returned a head or failed.
+        """
+        if self._finished:
+            raise RuntimeError("HeadParser.feed called after the head ended")
+        try:
+            return self._feed(data)
+        except HandshakeError:
+            self._finished = True
+            raise
+
+    def _fail(self, status: int, reason: str) -> HandshakeError:
+        if not self.isRequest:
+            status = RESPONSE_PARSE_ERROR_STATUS
+        return HandshakeError(status, reason)
+
+    def _feed(self, data: bytes) -> RequestHead | ResponseHead | None:
+        buf = self._buffer
+        buf += data
+        while True:
+            newline = buf.find(b"\n", self._scanFrom)
+            if newline == -1:
+                self._scanFrom = len(buf)
+                self._checkPending()
+                return None
+            lineEnd = newline
+            if lineEnd > self._lineStart and buf[lineEnd - 1] == 0x0D:
+                lineEnd -= 1
+            line = bytes(buf[self._lineStart : lineEnd])
+            self._lineStart = self._scanFrom = newline + 1
+
+            if self._headerStart is None:
+                if len(line) > self.maxLineLength:
+                    raise self._fail(414, "request line too long")
+                self._parseStartLine(line)
+                self._headerStart = newline + 1
+                continue
+
+            if not line:
+                self._finished = True
+                self.rest = bytes(buf[newline + 1 :])
+                return self._makeHead()
+            if newline + 1 - self._headerStart > self.maxHeaderBytes:
+                raise self._fail(431, "request header fields too large")
+            if len(line) > self.maxLineLength:
+                raise self._fail(431, "request header field too large")
+            if len(self._headers) >= self.maxHeaderCount:
+                raise self._fail(431, "too many request header fields")
+            self._parseHeaderLine(line)
+
+    def _checkPending(self) -> None:
+        """Refuse an incomplete line that is already certain to break a cap."""
+        buf = self._buffer
+        pending = len(buf) - self._lineStart
+        if pending == 0:
+            return
+        # A trailing CR may be the first half of the CRLF: don't count it.
+        lineLength = pending - 1 if buf[-1] == 0x0D else pending
+        if self._headerStart is None:
+            if lineLength > self.maxLineLength:
+                raise self._fail(414, "request line too long")
+            return
+        if lineLength == 0:
+            return  # possibly the final empty line
+        if lineLength > self.maxLineLength:
+            raise self._fail(431, "request header field too large")
+        # This line will take at least pending + 1 (LF) bytes in the block.
+        if self._lineStart - self._headerStart + pending + 1 > self.maxHeaderBytes:
+            raise self._fail(431, "request header fields too large")
+        if len(self._headers) >= self.maxHeaderCount:
+            raise self._fail(431, "too many request header fields")
+
+    def _parseStartLine(self, line: bytes) -> None:
+        if self.isRequest:
+            match = _REQUEST_LINE_RE.fullmatch(line)
+            if match is None:
+                raise self._fail(400, "malformed request line")
+            method, target, major, minor = match.groups()
+            self._startLine = (
+                method.decode("ascii"),
+                target.decode("ascii"),
+                (int(major), int(minor)),
+            )
+        else:
+            match = _STATUS_LINE_RE.fullmatch(line)
+            if match is None:
+                raise self._fail(502, "malformed status line")
+            major, minor, status, reason = match.groups()
+            self._startLine = (
+                (int(major), int(minor)),
+                int(status),
+                (reason or b"").decode("latin-1"),
+            )
+
+    def _parseHeaderLine(self, line: bytes) -> None:
+        if line[:1] in (b" ", b"\t"):
+            raise self._fail(400, "obsolete line folding in header field")
+        match = _HEADER_LINE_RE.fullmatch(line)
+        if match is None:
+            raise self._fail(400, "malformed header field")
+        name, value = match.groups()
+        value = value.strip(b" \t")
+        if _BAD_VALUE_BYTES_RE.search(value):
+            raise self._fail(400, "control character in header field value")
+        self._headers.add(name.decode("ascii"), value.decode("latin-1"))
+
+    def _makeHead(self) -> RequestHead | ResponseHead:
+        assert self._startLine is not None
+        if self.isRequest:
+            method, target, version = self._startLine
+            return RequestHead(method, target, version, self._headers)  # type: ignore[arg-type]
+        version, status, reason = self._startLine
+        return ResponseHead(version, status, reason, self._headers)  # type: ignore[arg-type]
+
+
+def _formatHeaders(headers: Iterable[tuple[str, str]], skip: frozenset[str] = frozenset()) -> list[bytes]:
+    """Validate and encode header lines; refuse anything that could inject."""
+    lines: list[bytes] = []
+    for name, value in headers:
+        if not isToken(name):
+            raise ValueError(f"invalid header name {name!r}")
+        if _BAD_OUTPUT_RE.search(value):
+            raise ValueError(f"invalid character in value of header {name!r}")
+        if name.lower() in skip:
+            continue
+        try:
+            encoded = value.encode("latin-1")
+        except UnicodeEncodeError:
+            raise ValueError(f"value of header {name!r} is not latin-1") from None
+        lines.append(name.encode("ascii") + b": " + encoded + b"\r\n")
+    return lines
+
+
+def formatResponse(
+    status: int,
+    reasonPhrase: str | None,
+    headers: Iterable[tuple[str, str]],
+    body: bytes = b"",
+) -> bytes:
+    """
+    Serialise an HTTP/1.1 response head (and body).
+
+    Content-Length is computed here, not trusted from the caller: any
+    caller-supplied Content-Length is dropped, and the real length is added
+    unless the status forbids a body (1xx, 204, 304) and the body is empty.
+    No Server or Date header is ever added, so nothing about the
+    implementation is disclosed.
+
+    @raise ValueError: a header name is not a token, or a value or the
+        reason phrase contains CR, LF or NUL (header injection).
+    """
+    if not 100 <= status <= 999:
+        raise ValueError(f"invalid HTTP status {status!r}")
+    if reasonPhrase is None:
+        try:
+            reasonPhrase = HTTPStatus(status).phrase
+        except ValueError:
+            reasonPhrase = ""
+    if _BAD_OUTPUT_RE.search(reasonPhrase):
+        raise ValueError("invalid character in reason phrase")
+    try:
+        statusLine = f"HTTP/1.1 {status} {reasonPhrase}\r\n".encode("latin-1")
+    except UnicodeEncodeError:
+        raise ValueError("reason phrase is not latin-1") from None
+    lines = [statusLine]
+    lines += _formatHeaders(headers, skip=frozenset({"content-length"}))
+    if body or not (100 <= status < 200 or status in (204, 304)):
+        lines.append(b"Content-Length: %d\r\n" % (len(body),))
+    lines.append(b"\r\n")
+    return b"".join(lines) + body
+
+
+def formatRequest(method: str, target: str, headers: Iterable[tuple[str, str]]) -> bytes:
+    """
+    Serialise an HTTP/1.1 request head (no body: the handshake has none).
+
+    @raise ValueError: the method is not a token, the target is empty or
+        contains whitespace or control characters, or a header is invalid.
+    """
+    if not isToken(method):
+        raise ValueError(f"invalid method {method!r}")
+    if not target or _BAD_TARGET_RE.search(target) or not target.isascii():
+        raise ValueError(f"invalid request target {target!r}")
+    lines = [f"{method} {target} HTTP/1.1\r\n".encode("ascii")]
+    lines += _formatHeaders(headers)
+    lines.append(b"\r\n")
+    return b"".join(lines)
