@@ -1,0 +1,517 @@
+/*
+ * twisted_ws._speedups: optional C accelerator for twisted_ws.
+ *
+ * WebSocket payload masking (RFC 6455 section 5.3) XORs byte i of a payload
+ * with key[(i + offset) % 4].  It runs on every byte a client sends, so it is
+ * worth doing in C.  twisted_ws.core.masking falls back to a pure-Python
+ * implementation when this module is not built, and the two must agree
+ * exactly; tests/test_masking.py checks that.
+ *
+ * Functions:
+ *
+ *   mask(data, key, offset=0) -> bytes
+ *       data: any C-contiguous buffer; key: a 4-byte buffer; offset: an int
+ *       of which only offset % 4 matters (Python semantics, so negative and
+ *       huge values are fine).  Returns a new bytes object.
+ *
+ *   maskInto(target, key, offset=0) -> None
+ *       The same, in place, on a writable C-contiguous buffer.
+ *
+ * The kernels read and write with memcpy / unaligned vector loads and stores,
+ * so no alignment is assumed anywhere.  On x86 an SSE2 kernel is always used
+ * (SSE2 is part of x86-64), and an AVX2 kernel is picked at run time when
+ * the CPU and OS support it; elsewhere a portable 64-bit word loop is used,
+ * written so that the compiler can auto-vectorise it.
+ *
+ * Large inputs are processed with the GIL released.  The Py_buffer views of
+ * the data, key and target are held for the whole operation, which keeps the
+ * exporters (e.g. a bytearray) from resizing or freeing the memory while we
+ * are not holding the GIL.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdint.h>
+#include <string.h>
+
+/* Define TWS_FORCE_PORTABLE to build (and test) the portable kernels on x86. */
+#if !defined(TWS_FORCE_PORTABLE) && \
+    (defined(__SSE2__) || defined(_M_X64) || \
+     (defined(_M_IX86_FP) && _M_IX86_FP >= 2))
+#  define TWS_HAVE_SSE2 1
+#  include <emmintrin.h>
+#endif
+
+/* AVX2 kernel compiled with a per-function target attribute and chosen at
+ * run time, so the module works on any x86-64 CPU without -mavx2. */
+#if defined(TWS_HAVE_SSE2) && !defined(TWS_NO_AVX2) && \
+    (defined(__x86_64__) || defined(__i386__)) && \
+    (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 5))
+#  define TWS_HAVE_AVX2_DISPATCH 1
+#  include <immintrin.h>
+#endif
+
+/* Inputs at least this large are masked with the GIL released. */
+#define TWS_NOGIL_THRESHOLD (64 * 1024)
+
+/* ------------------------------------------------------------------------ */
+/* Kernels                                                                   */
+/*                                                                           */
+/* Every kernel XORs n bytes of src into dst with the repeating 4-byte key   */
+/* rk (already rotated by the offset, so byte i uses rk[i % 4]).  dst may be */
+/* equal to src (in-place masking) but must not otherwise overlap it.        */
+/* ------------------------------------------------------------------------ */
+
+static void
+mask_tail(unsigned char *dst, const unsigned char *src, size_t n,
+          const unsigned char rk[4])
+{
+    size_t i;
+    for (i = 0; i < n; i++) {
+        dst[i] = src[i] ^ rk[i & 3];
+    }
+}
+
+static uint64_t
+key_word(const unsigned char rk[4])
+{
+    unsigned char pattern[8];
+    uint64_t word;
+    memcpy(pattern, rk, 4);
+    memcpy(pattern + 4, rk, 4);
+    /* Loading the byte pattern with memcpy (rather than building it with
+     * shifts) makes the word match memory order on any endianness. */
+    memcpy(&word, pattern, 8);
+    return word;
+}
+
+#if !defined(TWS_HAVE_SSE2)
+/* Portable kernels: one for a fresh output buffer (restrict lets the
+ * compiler vectorise without run-time overlap checks), one in place. */
+static void
+mask_portable_copy(unsigned char *restrict dst,
+                   const unsigned char *restrict src, size_t n,
+                   const unsigned char rk[4])
+{
+    const uint64_t word = key_word(rk);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t v;
+        memcpy(&v, src + i, 8);
+        v ^= word;
+        memcpy(dst + i, &v, 8);
+    }
+    mask_tail(dst + i, src + i, n - i, rk);  /* i % 4 == 0: key phase kept */
+}
+
+static void
+mask_portable_inplace(unsigned char *buf, size_t n, const unsigned char rk[4])
+{
+    const uint64_t word = key_word(rk);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t v;
+        memcpy(&v, buf + i, 8);
+        v ^= word;
+        memcpy(buf + i, &v, 8);
+    }
+    mask_tail(buf + i, buf + i, n - i, rk);
+}
+#endif /* !TWS_HAVE_SSE2 */
+
+#if defined(TWS_HAVE_SSE2)
+/* SSE2: 64 bytes per iteration, then 16, then 8, then single bytes.  All
+ * chunk sizes are multiples of 4 so the key phase never changes. */
+static void
+mask_sse2(unsigned char *dst, const unsigned char *src, size_t n,
+          const unsigned char rk[4])
+{
+    uint32_t k32;
+    __m128i k;
+    size_t i = 0;
+
+    memcpy(&k32, rk, 4);
+    k = _mm_set1_epi32((int)k32);
+
+    for (; i + 64 <= n; i += 64) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(src + i));
+        __m128i b = _mm_loadu_si128((const __m128i *)(src + i + 16));
+        __m128i c = _mm_loadu_si128((const __m128i *)(src + i + 32));
+        __m128i d = _mm_loadu_si128((const __m128i *)(src + i + 48));
+        _mm_storeu_si128((__m128i *)(dst + i), _mm_xor_si128(a, k));
+        _mm_storeu_si128((__m128i *)(dst + i + 16), _mm_xor_si128(b, k));
+        _mm_storeu_si128((__m128i *)(dst + i + 32), _mm_xor_si128(c, k));
+        _mm_storeu_si128((__m128i *)(dst + i + 48), _mm_xor_si128(d, k));
+    }
+    for (; i + 16 <= n; i += 16) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(src + i));
+        _mm_storeu_si128((__m128i *)(dst + i), _mm_xor_si128(a, k));
+    }
+    if (i + 8 <= n) {
+        const uint64_t word = key_word(rk);
+        uint64_t v;
+        memcpy(&v, src + i, 8);
+        v ^= word;
+        memcpy(dst + i, &v, 8);
+        i += 8;
+    }
+    mask_tail(dst + i, src + i, n - i, rk);
+}
+#endif /* TWS_HAVE_SSE2 */
+
+#if defined(TWS_HAVE_AVX2_DISPATCH)
+/* AVX2: 128 bytes per iteration; the rest goes to the SSE2 kernel. */
+__attribute__((target("avx2"))) static void
+mask_avx2(unsigned char *dst, const unsigned char *src, size_t n,
+          const unsigned char rk[4])
+{
+    uint32_t k32;
+    __m256i k;
+    size_t i = 0;
+
+    memcpy(&k32, rk, 4);
+    k = _mm256_set1_epi32((int)k32);
+
+    for (; i + 128 <= n; i += 128) {
+        __m256i a = _mm256_loadu_si256((const __m256i *)(src + i));
+        __m256i b = _mm256_loadu_si256((const __m256i *)(src + i + 32));
+        __m256i c = _mm256_loadu_si256((const __m256i *)(src + i + 64));
+        __m256i d = _mm256_loadu_si256((const __m256i *)(src + i + 96));
+        _mm256_storeu_si256((__m256i *)(dst + i), _mm256_xor_si256(a, k));
+        _mm256_storeu_si256((__m256i *)(dst + i + 32), _mm256_xor_si256(b, k));
+        _mm256_storeu_si256((__m256i *)(dst + i + 64), _mm256_xor_si256(c, k));
+        _mm256_storeu_si256((__m256i *)(dst + i + 96), _mm256_xor_si256(d, k));
+    }
+    for (; i + 32 <= n; i += 32) {
+        __m256i a = _mm256_loadu_si256((const __m256i *)(src + i));
+        _mm256_storeu_si256((__m256i *)(dst + i), _mm256_xor_si256(a, k));
+    }
+    /* Leave AVX state before running SSE code to avoid transition stalls. */
+    _mm256_zeroupper();
+    mask_sse2(dst + i, src + i, n - i, rk);
+}
+
+/* Set once at module exec; the value only ever goes from 0 to the same
+ * non-zero answer, so repeated or concurrent initialisation is harmless. */
+static int tws_use_avx2 = 0;
+
+static void
+detect_cpu(void)
+{
+#  if defined(__GNUC__) && !defined(__clang__)
+    __builtin_cpu_init();
+#  endif
+    /* __builtin_cpu_supports("avx2") also checks that the OS saves the YMM
+     * registers (XGETBV), so a true answer means AVX2 is usable. */
+    tws_use_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
+}
+#else
+static void
+detect_cpu(void)
+{
+}
+#endif /* TWS_HAVE_AVX2_DISPATCH */
+
+/* Below this size the AVX2 kernel has nothing to gain over SSE2. */
+#define TWS_AVX2_MIN 128
+
+static void
+mask_copy(unsigned char *dst, const unsigned char *src, size_t n,
+          const unsigned char rk[4])
+{
+#if defined(TWS_HAVE_AVX2_DISPATCH)
+    if (tws_use_avx2 && n >= TWS_AVX2_MIN) {
+        mask_avx2(dst, src, n, rk);
+        return;
+    }
+#endif
+#if defined(TWS_HAVE_SSE2)
+    mask_sse2(dst, src, n, rk);
+#else
+    mask_portable_copy(dst, src, n, rk);
+#endif
+}
+
+static void
+mask_inplace(unsigned char *buf, size_t n, const unsigned char rk[4])
+{
+#if defined(TWS_HAVE_AVX2_DISPATCH)
+    if (tws_use_avx2 && n >= TWS_AVX2_MIN) {
+        mask_avx2(buf, buf, n, rk);
+        return;
+    }
+#endif
+#if defined(TWS_HAVE_SSE2)
+    mask_sse2(buf, buf, n, rk);
+#else
+    mask_portable_inplace(buf, n, rk);
+#endif
+}
+
+/* ------------------------------------------------------------------------ */
+/* Argument handling                                                         */
+/* ------------------------------------------------------------------------ */
+
+/* Parse (first, key, offset=0) given positionally or by keyword into out[].
+ * Returns borrowed references; out[2] is NULL when offset was not given. */
+static int
+parse_args(const char *fname, const char *const names[3],
+           PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+           PyObject *out[3])
+{
+    Py_ssize_t i, nkw;
+
+    out[0] = out[1] = out[2] = NULL;
+    if (nargs > 3) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s() takes at most 3 arguments (%zd given)",
+                     fname, nargs);
+        return -1;
+    }
+    for (i = 0; i < nargs; i++) {
+        out[i] = args[i];
+    }
+    nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    for (i = 0; i < nkw; i++) {
+        PyObject *name = PyTuple_GET_ITEM(kwnames, i);
+        int slot;
+        for (slot = 0; slot < 3; slot++) {
+            if (PyUnicode_CompareWithASCIIString(name, names[slot]) == 0) {
+                break;
+            }
+        }
+        if (slot == 3) {
+            PyErr_Format(PyExc_TypeError,
+                         "%s() got an unexpected keyword argument '%U'",
+                         fname, name);
+            return -1;
+        }
+        if (out[slot] != NULL) {
+            PyErr_Format(PyExc_TypeError,
+                         "%s() got multiple values for argument '%s'",
+                         fname, names[slot]);
+            return -1;
+        }
+        out[slot] = args[nargs + i];
+    }
+    for (i = 0; i < 2; i++) {
+        if (out[i] == NULL) {
+            PyErr_Format(PyExc_TypeError,
+                         "%s() missing required argument '%s'",
+                         fname, names[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Read the key and the offset and produce the rotated key rk, where
+ * rk[i] = key[(i + offset) % 4]. */
+static int
+get_rotated_key(PyObject *keyobj, PyObject *offsetobj, unsigned char rk[4])
+{
+    Py_buffer keyview;
+    unsigned char key[4];
+    unsigned int off = 0;
+    int i;
+
+    if (PyObject_GetBuffer(keyobj, &keyview, PyBUF_SIMPLE) < 0) {
+        return -1;
+    }
+    if (keyview.len != 4) {
+        PyErr_Format(PyExc_ValueError,
+                     "masking key must be exactly 4 bytes, not %zd",
+                     keyview.len);
+        PyBuffer_Release(&keyview);
+        return -1;
+    }
+    memcpy(key, keyview.buf, 4);
+    PyBuffer_Release(&keyview);
+
+    if (offsetobj != NULL) {
+        PyObject *index = PyNumber_Index(offsetobj);
+        unsigned long long low;
+        if (index == NULL) {
+            return -1;
+        }
+        /* The low 64 bits in two's complement: & 3 is the Python-style
+         * offset % 4 for any int, negative or huge. */
+        low = PyLong_AsUnsignedLongLongMask(index);
+        Py_DECREF(index);
+        if (low == (unsigned long long)-1 && PyErr_Occurred()) {
+            return -1;
+        }
+        off = (unsigned int)(low & 3);
+    }
+    for (i = 0; i < 4; i++) {
+        rk[i] = key[(i + off) & 3];
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Module functions                                                          */
+/* ------------------------------------------------------------------------ */
+
+static const char *const mask_names[3] = {"data", "key", "offset"};
+static const char *const maskinto_names[3] = {"target", "key", "offset"};
+
+PyDoc_STRVAR(mask_doc,
+"mask(data, key, offset=0) -> bytes\n"
+"\n"
+"Return data with byte i XORed with key[(i + offset) % 4] (RFC 6455\n"
+"section 5.3).  data is any C-contiguous buffer, key a 4-byte buffer and\n"
+"offset an int of which only offset % 4 matters.  Masking twice with the\n"
+"same key and offset gives the data back.  Raises ValueError when key is\n"
+"not 4 bytes long and TypeError for arguments that are not buffers.");
+
+static PyObject *
+tws_mask(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
+         PyObject *kwnames)
+{
+    PyObject *argv[3];
+    Py_buffer data;
+    unsigned char rk[4];
+    PyObject *result;
+    (void)module;
+
+    if (parse_args("mask", mask_names, args, nargs, kwnames, argv) < 0) {
+        return NULL;
+    }
+    if (get_rotated_key(argv[1], argv[2], rk) < 0) {
+        return NULL;
+    }
+    /* PyBUF_SIMPLE only succeeds for C-contiguous memory. */
+    if (PyObject_GetBuffer(argv[0], &data, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    result = PyBytes_FromStringAndSize(NULL, data.len);
+    if (result == NULL) {
+        PyBuffer_Release(&data);
+        return NULL;
+    }
+    if (data.len >= TWS_NOGIL_THRESHOLD) {
+        /* Nobody else can see result yet, and the buffer view keeps data
+         * alive and unresized while the GIL is released. */
+        Py_BEGIN_ALLOW_THREADS
+        mask_copy((unsigned char *)PyBytes_AS_STRING(result),
+                  (const unsigned char *)data.buf, (size_t)data.len, rk);
+        Py_END_ALLOW_THREADS
+    }
+    else {
+        mask_copy((unsigned char *)PyBytes_AS_STRING(result),
+                  (const unsigned char *)data.buf, (size_t)data.len, rk);
+    }
+    PyBuffer_Release(&data);
+    return result;
+}
+
+PyDoc_STRVAR(maskinto_doc,
+"maskInto(target, key, offset=0) -> None\n"
+"\n"
+"Mask the writable C-contiguous buffer target in place (a bytearray, a\n"
+"writable memoryview, ...): byte i is XORed with key[(i + offset) % 4].\n"
+"Raises ValueError when key is not 4 bytes long, and TypeError or\n"
+"BufferError when target is not a writable contiguous buffer.");
+
+static PyObject *
+tws_maskinto(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
+             PyObject *kwnames)
+{
+    PyObject *argv[3];
+    Py_buffer target;
+    unsigned char rk[4];
+    (void)module;
+
+    if (parse_args("maskInto", maskinto_names, args, nargs, kwnames,
+                   argv) < 0) {
+        return NULL;
+    }
+    /* The key is copied out before the target is touched, so a key that
+     * aliases the target is harmless. */
+    if (get_rotated_key(argv[1], argv[2], rk) < 0) {
+        return NULL;
+    }
+    if (PyObject_GetBuffer(argv[0], &target, PyBUF_WRITABLE) < 0) {
+        return NULL;
+    }
+    if (target.len >= TWS_NOGIL_THRESHOLD) {
+        Py_BEGIN_ALLOW_THREADS
+        mask_inplace((unsigned char *)target.buf, (size_t)target.len, rk);
+        Py_END_ALLOW_THREADS
+    }
+    else {
+        mask_inplace((unsigned char *)target.buf, (size_t)target.len, rk);
+    }
+    PyBuffer_Release(&target);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef speedups_methods[] = {
+    {"mask", (PyCFunction)(void (*)(void))tws_mask,
+     METH_FASTCALL | METH_KEYWORDS, mask_doc},
+    {"maskInto", (PyCFunction)(void (*)(void))tws_maskinto,
+     METH_FASTCALL | METH_KEYWORDS, maskinto_doc},
+    {NULL, NULL, 0, NULL}
+};
+
+/* ------------------------------------------------------------------------ */
+/* Module definition (multi-phase initialisation, no per-module state)       */
+/* ------------------------------------------------------------------------ */
+
+static int
+speedups_exec(PyObject *module)
+{
+    const char *kernel;
+
+    detect_cpu();
+#if defined(TWS_HAVE_AVX2_DISPATCH)
+    kernel = tws_use_avx2 ? "avx2" : "sse2";
+#elif defined(TWS_HAVE_SSE2)
+    kernel = "sse2";
+#else
+    kernel = "portable";
+#endif
+    /* Which kernel large inputs use; informational (benchmarks, bug
+     * reports). */
+    if (PyModule_AddStringConstant(module, "KERNEL", kernel) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+static PyModuleDef_Slot speedups_slots[] = {
+    {Py_mod_exec, (void *)speedups_exec},
+#if defined(Py_mod_multiple_interpreters)
+    {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
+#endif
+#if defined(Py_mod_gil)
+    {Py_mod_gil, Py_MOD_GIL_NOT_USED},
+#endif
+    {0, NULL}
+};
+
+PyDoc_STRVAR(speedups_doc,
+"Optional C accelerator for twisted_ws: WebSocket payload masking.\n"
+"\n"
+"Use twisted_ws.core.masking rather than this module directly; it falls\n"
+"back to pure Python when the extension is not built.");
+
+static struct PyModuleDef speedups_module = {
+    PyModuleDef_HEAD_INIT,
+    "twisted_ws._speedups",   /* m_name */
+    speedups_doc,             /* m_doc */
+    0,                        /* m_size */
+    speedups_methods,         /* m_methods */
+    speedups_slots,           /* m_slots */
+    NULL,                     /* m_traverse */
+    NULL,                     /* m_clear */
+    NULL,                     /* m_free */
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    return PyModuleDef_Init(&speedups_module);
+}
