@@ -1,0 +1,45 @@
+"""
+twisted_ws: a complete, fast, hardened RFC 6455 WebSocket implementation
+for Twisted.
+
+The names most applications need::
+
+    from twisted_ws import WebSocketProtocol, WebSocketServerFactory
+
+    class Echo(WebSocketProtocol):
+        def messageReceived(self, message):
+            self.sendMessage(message)
+
+    reactor.listenTCP(8080, WebSocketServerFactory(Echo))
+
+The I/O-free protocol logic lives in L{twisted_ws.core}; the modules here
+glue it to Twisted.
+"""
+
+from .core.acceptance import DEFAULT_SUBPROTOCOL, Accept, Reject
+from .core.closecodes import CloseCode, CloseInfo
+from .core.errors import HandshakeError, ProtocolError, WebSocketError
+from .core.handshake import HandshakeRequest
+from .core.options import WebSocketOptions
+from .protocol import ConnectionClosed, MessageWriter, WebSocketProtocol
+from .server import ServerHandshakeProtocol, WebSocketServerFactory
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Accept",
+    "CloseCode",
+    "CloseInfo",
+    "ConnectionClosed",
+    "DEFAULT_SUBPROTOCOL",
+    "HandshakeError",
+    "HandshakeRequest",
+    "MessageWriter",
+    "ProtocolError",
+    "Reject",
+    "ServerHandshakeProtocol",
+    "WebSocketError",
+    "WebSocketOptions",
+    "WebSocketProtocol",
+    "WebSocketServerFactory",
+]

@@ -1,0 +1,445 @@
+"""
+The state machine of an open WebSocket connection, free of any I/O.
+
+L{WebSocketConnection} turns received bytes into calls on a handler (whole
+messages, or pieces of them when streaming; pings, pongs, Close) and turns
+the application's sends into bytes given to a C{write} callable.  It owns the
+RFC 6455 rules above the frame level: reassembly of fragmented messages,
+fail-fast UTF-8 checks, control frames interleaved in fragmented messages,
+the close handshake, and failing the connection with the right close code.
+
+It knows nothing of sockets, timers or Deferreds: the Twisted layer feeds it,
+watches its C{closing} / C{closeReceived} state after each call, and decides
+when to drop the TCP connection.  That keeps it testable without a reactor.
+
+Outgoing data messages larger than C{fragmentSize} are cut into fragments
+and written while the transport accepts data: when the Twisted layer calls
+L{WebSocketConnection.pauseWriting} (its transport's buffer is full) the rest
+waits in a queue, and pongs and Closes can still go out between fragments.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Protocol as _TypingProtocol
+
+from .closecodes import CloseCode, buildClosePayload, parseClosePayload
+from .errors import ProtocolError
+from .extensions import Extension, MessageDecoder
+from .frames import (
+    END,
+    OP_BINARY,
+    OP_CLOSE,
+    OP_CONTINUATION,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    START,
+    WHOLE,
+    FrameParser,
+    buildFrameHeader,
+)
+from .masking import mask
+from .utf8 import Utf8Decoder
+
+__all__ = ["ConnectionHandler", "WebSocketConnection"]
+
+
+class ConnectionHandler(_TypingProtocol):
+    """What a L{WebSocketConnection} calls when something arrives."""
+
+    def textMessageReceived(self, text: str) -> None: ...
+
+    def binaryMessageReceived(self, data: bytes) -> None: ...
+
+    def messageStarted(self, isText: bool) -> None: ...
+
+    def messageDataReceived(self, data: str | bytes) -> None: ...
+
+    def messageEnded(self) -> None: ...
+
+    def pingReceived(self, payload: bytes) -> None: ...
+
+    def pongReceived(self, payload: bytes) -> None: ...
+
+    def closeReceived(self, code: int, reason: str) -> None: ...
+
+
+class WebSocketConnection:
+    """
+    One endpoint of an open WebSocket connection.
+
+    @ivar closing: C{True} once a Close has been asked for (ours, queued or
+        sent, or the reply to the peer's).
+    @ivar closeSent: C{(code, reason)} of the Close frame written, or C{None}.
+    @ivar closeReceived: C{(code, reason)} of the peer's Close frame, or
+        C{None}; code 1005 when the frame had no code.
+    @ivar failure: the L{ProtocolError} for which this side failed the
+        connection, or C{None}.
+    @ivar paused: C{True} while the transport asked us to stop writing.
+    """
+
+    __slots__ = (
+        "handler",
+        "pongWatcher",
+        "isClient",
+        "maxMessageSize",
+        "fragmentSize",
+        "streaming",
+        "closing",
+        "closeSent",
+        "closeReceived",
+        "failure",
+        "paused",
+        "_write",
+        "_parser",
+        "_extensions",
+        "_queue",
+        "_queuedBytes",
+        "_sendingStream",
+        "_maskKey",
+        "_msgText",
+        "_msgDecoder",
+        "_msgUtf8",
+        "_msgChunks",
+        "_msgSize",
+    )
+
+    def __init__(
+        self,
+        handler: ConnectionHandler,
+        write: Callable[[bytes], object],
+        isClient: bool = False,
+        maxMessageSize: int | None = 1 << 20,
+        maxFragments: int | None = 65536,
+        fragmentSize: int | None = 65536,
+        extensions: Sequence[Extension] = (),
+        streaming: bool = False,
+        maskKey: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        self.handler = handler
+        #: Called with each Pong's payload before the handler (the Twisted
+        #: layer matches pongs to its ping Deferreds there).
+        self.pongWatcher: Callable[[bytes], object] | None = None
+        self._write = write
+        self.isClient = isClient
+        self.maxMessageSize = maxMessageSize
+        self.fragmentSize = fragmentSize
+        self.streaming = streaming
+        self._extensions = list(extensions)
+        allowedRsv = 0
+        for ext in self._extensions:
+            allowedRsv |= ext.rsvBits
+        self._parser = FrameParser(
+            requireMask=not isClient,
+            maxMessageSize=maxMessageSize,
+            maxFragments=maxFragments,
+            allowedRsv=allowedRsv,
+        )
+        self.closing = False
+        self.closeSent: tuple[int | None, str] | None = None
+        self.closeReceived: tuple[int, str] | None = None
+        self.failure: ProtocolError | None = None
+        self.paused = False
+        self._queue: deque[list] = deque()
+        self._queuedBytes = 0
+        self._sendingStream = False
+        self._maskKey = maskKey
+        self._msgText = False
+        self._msgDecoder: MessageDecoder | None = None
+        self._msgUtf8: Utf8Decoder | None = None
+        self._msgChunks: list | None = None
+        self._msgSize = 0
+
+    # -- receiving --------------------------------------------------------
+
+    def receiveData(self, data: bytes) -> None:
+        """Process bytes received from the peer."""
+        parser = self._parser
+        handler = self.handler
+        streaming = self.streaming
+        for opcode, fin, rsv, payload, part in parser.feed(data):
+            if self.closing:
+                # After our Close only the peer's Close matters (RFC 6455 §5.5.1).
+                if opcode == OP_CLOSE:
+                    self._closeFrameReceived(payload)
+                continue
+            if part == WHOLE and fin and not rsv and not streaming:
+                if opcode == OP_TEXT:
+                    try:
+                        text = payload.decode("utf-8")
+                    except UnicodeDecodeError:
+                        self.fail(CloseCode.INVALID_PAYLOAD, "text message is not valid UTF-8")
+                        continue
+                    handler.textMessageReceived(text)
+                    continue
+                if opcode == OP_BINARY:
+                    handler.binaryMessageReceived(payload)
+                    continue
+            if opcode & 0x8:
+                self._controlFrameReceived(opcode, payload)
+            else:
+                try:
+                    self._dataPieceReceived(opcode, fin, rsv, payload, part)
+                except ProtocolError as e:
+                    self.fail(e.code, e.reason)
+                except UnicodeDecodeError:
+                    self.fail(CloseCode.INVALID_PAYLOAD, "text message is not valid UTF-8")
+        if parser.error is not None and self.failure is None and not self.closing:
+            error = parser.error
+            if parser.errorOpcode == OP_CLOSE and self.closeReceived is None:
+                # A malformed Close is still the peer's Close: once ours is
+                # sent the handshake is over and TCP can go.
+                self.closeReceived = (error.code, error.reason)
+            self.fail(error.code, error.reason)
+            # The peer may have answered already: look for its Close.
+            for opcode, _fin, _rsv, payload, _part in parser.feed(b""):
+                if opcode == OP_CLOSE:
+                    self._closeFrameReceived(payload)
+
+    def _dataPieceReceived(
+        self, opcode: int, fin: bool, rsv: int, payload: bytes, part: int
+    ) -> None:
+        if opcode != OP_CONTINUATION and (part == WHOLE or part == START):
+            self._msgText = opcode == OP_TEXT
+            self._msgDecoder = None
+            if rsv:
+                for ext in self._extensions:
+                    if rsv & ext.rsvBits:
+                        self._msgDecoder = ext.decoder(rsv)
+                        break
+            self._msgUtf8 = Utf8Decoder() if self._msgText else None
+            self._msgChunks = None if self.streaming else []
+            self._msgSize = 0
+            if self.streaming:
+                self.handler.messageStarted(self._msgText)
+        done = fin and (part == WHOLE or part == END)
+        data = payload
+        decoder = self._msgDecoder
+        if decoder is not None:
+            limit = self.maxMessageSize
+            if limit is None:
+                data = decoder.decode(payload, None)
+                if done:
+                    data += decoder.finish(None)
+            else:
+                data = decoder.decode(payload, limit - self._msgSize)
+                self._msgSize += len(data)
+                if done:
+                    tail = decoder.finish(limit - self._msgSize)
+                    self._msgSize += len(tail)
+                    data += tail
+        piece: str | bytes = data
+        if self._msgUtf8 is not None:
+            piece = self._msgUtf8.decode(data, done)
+        if self._msgChunks is None:
+            if piece:
+                self.handler.messageDataReceived(piece)
+            if done:
+                self._msgDecoder = self._msgUtf8 = None
+                self.handler.messageEnded()
+            return
+        if piece:
+            self._msgChunks.append(piece)
+        if done:
+            chunks = self._msgChunks
+            self._msgChunks = None
+            self._msgDecoder = self._msgUtf8 = None
+            if self._msgText:
+                self.handler.textMessageReceived("".join(chunks))
+            else:
+                self.handler.binaryMessageReceived(b"".join(chunks))
+
+    def _controlFrameReceived(self, opcode: int, payload: bytes) -> None:
+        if opcode == OP_PING:
+            self._writeFrame(OP_PONG, payload)
+            self.handler.pingReceived(payload)
+        elif opcode == OP_PONG:
+            if self.pongWatcher is not None:
+                self.pongWatcher(payload)
+            self.handler.pongReceived(payload)
+        else:
+            self._closeFrameReceived(payload)
+
+    def _closeFrameReceived(self, payload: bytes) -> None:
+        if self.closeReceived is not None:
+            return
+        try:
+            code, reason = parseClosePayload(payload)
+        except ProtocolError as e:
+            self.closeReceived = (e.code, e.reason)
+            if not self.closing:
+                self.fail(e.code, e.reason)
+            return
+        self.closeReceived = (code, reason)
+        self._parser.lenient = True
+        if self.closeSent is None:
+            # Answer at once, even when data is still queued: the peer has
+            # stopped and will not read further messages (RFC 6455 §5.5.1).
+            self._queue.clear()
+            self._queuedBytes = 0
+            self.closing = True
+            replyCode = CloseCode.NORMAL_CLOSURE if code == CloseCode.NO_STATUS_RECEIVED else code
+            self._sendClose(replyCode, "")
+        self.handler.closeReceived(code, reason)
+
+    # -- sending ----------------------------------------------------------
+
+    @property
+    def bufferedAmount(self) -> int:
+        """Bytes of data messages waiting for the transport to accept them."""
+        return self._queuedBytes
+
+    def sendMessage(self, data: bytes | str, isText: bool | None = None) -> bool:
+        """
+        Send one data message: C{str} as text, bytes as binary.
+
+        Returns C{False} (and sends nothing) once the connection is closing,
+        as writes after C{loseConnection} are dropped in Twisted.
+        """
+        if self.closing:
+            return False
+        if self._sendingStream:
+            raise RuntimeError("a streamed message is being sent; finish it first")
+        if isinstance(data, str):
+            payload = data.encode("utf-8")
+            opcode = OP_TEXT if isText is None or isText else OP_BINARY
+        else:
+            payload = bytes(data) if not isinstance(data, bytes) else data
+            opcode = OP_TEXT if isText else OP_BINARY
+        rsv = 0
+        for ext in self._extensions:
+            payload, extRsv = ext.encodeMessage(payload, opcode == OP_TEXT)
+            rsv |= extRsv
+        size = self.fragmentSize
+        if not self._queue and not self.paused and (size is None or len(payload) <= size):
+            self._writeFrame(opcode, payload, True, rsv)
+        else:
+            self._enqueue([opcode, rsv, payload, 0, True])
+        return True
+
+    def sendFragment(self, data: bytes, isText: bool, fin: bool) -> bool:
+        """
+        Send the next fragment of a streamed message.
+
+        The first call starts a message of the given type; the one with
+        C{fin=True} ends it.  No other data message may be sent meanwhile.
+        """
+        if self.closing:
+            return False
+        opcode = OP_CONTINUATION if self._sendingStream else (OP_TEXT if isText else OP_BINARY)
+        self._sendingStream = not fin
+        self._enqueue([opcode, 0, data, 0, fin])
+        return True
+
+    def _enqueue(self, entry: list) -> None:
+        self._queue.append(entry)
+        self._queuedBytes += len(entry[2])
+        if not self.paused:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Write queued frames until the queue is empty or the transport is full."""
+        queue = self._queue
+        size = self.fragmentSize
+        while queue and not self.paused:
+            entry = queue[0]
+            opcode, rsv, payload, offset, fin = entry
+            if opcode == OP_CLOSE:
+                queue.popleft()
+                self._sendClose(*payload)
+                continue
+            remaining = len(payload) - offset
+            if size is None or remaining <= size:
+                queue.popleft()
+                chunk = payload[offset:] if offset else payload
+                last = fin
+            else:
+                chunk = payload[offset : offset + size]
+                entry[0] = OP_CONTINUATION
+                entry[1] = 0
+                entry[3] = offset + size
+                last = False
+            self._queuedBytes -= len(chunk)
+            self._writeFrame(opcode, chunk, last, rsv)
+
+    def _writeFrame(self, opcode: int, payload: bytes, fin: bool = True, rsv: int = 0) -> None:
+        if self.isClient:
+            key = self._maskKey(4)
+            self._write(buildFrameHeader(opcode, len(payload), fin, rsv, key) + mask(payload, key))
+        else:
+            self._write(buildFrameHeader(opcode, len(payload), fin, rsv) + payload)
+
+    def ping(self, payload: bytes = b"") -> bool:
+        """Send a Ping (at most 125 bytes); C{False} once closing."""
+        if len(payload) > 125:
+            raise ValueError("ping payloads are limited to 125 bytes")
+        if self.closing:
+            return False
+        self._writeFrame(OP_PING, payload)
+        return True
+
+    def pong(self, payload: bytes = b"") -> bool:
+        """Send an unsolicited Pong (a one-way heartbeat)."""
+        if len(payload) > 125:
+            raise ValueError("pong payloads are limited to 125 bytes")
+        if self.closing:
+            return False
+        self._writeFrame(OP_PONG, payload)
+        return True
+
+    def close(self, code: int | None = CloseCode.NORMAL_CLOSURE, reason: str = "") -> bool:
+        """
+        Start the close handshake.
+
+        Data already queued goes out first, then the Close.  Returns
+        C{False} when a close was already under way.
+        """
+        if self.closing:
+            return False
+        buildClosePayload(code, reason)  # validate before changing state
+        self.closing = True
+        if self._queue:
+            self._queue.append([OP_CLOSE, 0, (code, reason), 0, True])
+        else:
+            self._sendClose(code, reason)
+        return True
+
+    def fail(self, code: int, reason: str) -> None:
+        """
+        Fail the connection (RFC 6455 §7.1.7): send a Close with C{code} now,
+        dropping queued data, and ignore everything but the peer's Close.
+        """
+        if self.failure is None:
+            self.failure = ProtocolError(code, reason)
+        self._msgChunks = None
+        self._msgDecoder = self._msgUtf8 = None
+        self._queue.clear()
+        self._queuedBytes = 0
+        self.closing = True
+        if self.closeSent is None:
+            self._sendClose(code, reason)
+
+    def _sendClose(self, code: int | None, reason: str) -> None:
+        self.closeSent = (code, reason)
+        self._parser.lenient = True
+        self._writeFrame(OP_CLOSE, buildClosePayload(code, reason))
+
+    # -- flow control -----------------------------------------------------
+
+    def pauseWriting(self) -> None:
+        """The transport is full: keep further data frames queued."""
+        self.paused = True
+
+    def resumeWriting(self) -> None:
+        """The transport drained: write what is queued."""
+        self.paused = False
+        if self._queue:
+            self._flush()
+
+    @property
+    def closeHandshakeDone(self) -> bool:
+        """Both Close frames have been exchanged."""
+        return self.closeSent is not None and self.closeReceived is not None

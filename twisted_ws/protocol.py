@@ -1,0 +1,575 @@
+"""
+The frame protocol applications subclass: one open WebSocket connection.
+
+A L{WebSocketProtocol} becomes the transport's protocol once the opening
+handshake is over (the server's upgrade protocol, the twisted.web resource
+and the client all hand the live transport to it), so from then on every
+byte goes straight to it.  It drives the I/O-free
+L{twisted_ws.core.connection.WebSocketConnection} and adds what needs a
+reactor: timers (close timeout, keepalive), Deferreds (L{ping},
+L{close}), producer/consumer flow control and C{TCP_NODELAY}.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from .core.closecodes import CloseCode, CloseInfo
+from .core.connection import WebSocketConnection
+from .core.errors import WebSocketError
+from .core.options import WebSocketOptions
+
+if TYPE_CHECKING:
+    from .core.extensions import Extension
+    from .core.handshake import HandshakeRequest
+
+__all__ = ["WebSocketProtocol", "ConnectionClosed", "MessageWriter", "setNoDelay"]
+
+_log = Logger()
+
+
+class ConnectionClosed(WebSocketError):
+    """
+    The connection is closed (or closing) so the operation cannot complete;
+    C{info} tells how it ended when that is known.
+    """
+
+    def __init__(self, info: CloseInfo | None = None) -> None:
+        super().__init__(info)
+        self.info = info
+
+
+def setNoDelay(transport: Any) -> None:
+    """
+    Turn Nagle's algorithm off: a small frame must leave at once.
+
+    Works through TLS (Twisted's TLS protocol forwards to the TCP
+    transport) and does nothing on transports without TCP (UNIX sockets).
+    """
+    setter = getattr(transport, "setTcpNoDelay", None)
+    if setter is not None:
+        try:
+            setter(True)
+        except (OSError, AttributeError, NotImplementedError):
+            pass
+
+
+def _defaultClock() -> IReactorTime:
+    from twisted.internet import reactor
+
+    return reactor  # type: ignore[return-value]
+
+
+@implementer(IPushProducer)
+class WebSocketProtocol(Protocol):
+    """
+    Subclass me to handle one WebSocket connection.
+
+    Callbacks (override what you need):
+      - C{connectionMade()}: the WebSocket is open; C{self.request},
+        C{self.subprotocol} and C{self.extensions} are set.
+      - C{textMessageReceived(text: str)}, C{binaryMessageReceived(data:
+        bytes)}: a whole message arrived.  Both call
+        C{messageReceived(message)} unless overridden, so one method can
+        handle both (the type tells them apart).
+      - With C{streamMessages = True}: C{messageStarted(isText)},
+        C{messageDataReceived(data)} (C{str} pieces that never split a
+        character, or C{bytes}), C{messageEnded()} instead.
+      - C{pingReceived(payload)}, C{pongReceived(payload)} (the Pong reply
+        is sent for you), C{closeReceived(code, reason)} (the peer's Close
+        arrived).
+      - C{connectionClosed(code, reason, wasClean)}: the TCP connection is
+        gone; C{self.closeInfo} holds both sides of the story.
+
+    Actions: L{sendMessage}, L{beginMessage} (streaming), L{ping},
+    L{close}, L{registerProducer} (flow control).
+
+    A subclass that overrides C{makeConnection} or C{connectionLost} must
+    call the base implementation; C{connectionMade} and
+    C{connectionClosed} are the hooks meant for applications.
+
+    @ivar factory: the factory that built me.
+    @ivar request: the L{HandshakeRequest} of the opening handshake (on a
+        server; on a client, the request we sent).
+    @ivar subprotocol: the negotiated subprotocol, or C{None}.
+    @ivar extensions: the negotiated extensions.
+    @ivar options: the L{WebSocketOptions} in force.
+    @ivar closeInfo: a L{CloseInfo} once the connection is gone.
+    """
+
+    #: Deliver messages piece by piece (see the class docstring).
+    streamMessages: bool = False
+    #: C{True} on the client side (frames are masked, the server closes TCP).
+    isClient: bool = False
+
+    factory: Any = None
+    request: HandshakeRequest | None = None
+    subprotocol: str | None = None
+    extensions: Sequence[Extension] = ()
+    options: WebSocketOptions | None = None
+    clock: IReactorTime | None = None
+    closeInfo: CloseInfo | None = None
+
+    _conn: WebSocketConnection | None = None
+    _closeTimer: IDelayedCall | None = None
+    _pingTimer: IDelayedCall | None = None
+    _pongTimer: IDelayedCall | None = None
+    _keepalivePayload: bytes | None = None
+    _pings: dict[bytes, tuple[Deferred[float], float]] | None = None
+    _closeWaiters: list[Deferred[CloseInfo]] | None = None
+    _producer: Any = None
+    _producerStreaming = True
+    _producerPaused = False
+    _pullCall: IDelayedCall | None = None
+    _readPaused = False
+    _droppingTcp = False
+    _aborted = False
+    _closeStartedByPeer: bool | None = None
+    _writer: MessageWriter | None = None
+
+    # -- connection set-up and tear-down ----------------------------------
+
+    def makeConnection(self, transport: Any) -> None:
+        """
+        Start the WebSocket on C{transport}: the opening handshake is done
+        and this protocol now receives every byte.
+        """
+        options = self.options
+        if options is None:
+            options = getattr(self.factory, "options", None) or WebSocketOptions()
+            self.options = options
+        if self.clock is None:
+            self.clock = getattr(self.factory, "clock", None) or _defaultClock()
+        self._conn = WebSocketConnection(
+            self,
+            transport.write,
+            isClient=self.isClient,
+            maxMessageSize=options.maxMessageSize,
+            maxFragments=options.maxFragments,
+            fragmentSize=options.fragmentSize,
+            extensions=self.extensions,
+            streaming=self.streamMessages,
+        )
+        self._conn.pongWatcher = self._matchPong
+        setNoDelay(transport)
+        transport.registerProducer(self, True)
+        if options.pingInterval:
+            self._pingTimer = self.clock.callLater(options.pingInterval, self._sendKeepalive)
+        Protocol.makeConnection(self, transport)
+
+    def dataReceived(self, data: bytes) -> None:
+        conn = self._conn
+        conn.receiveData(data)  # type: ignore[union-attr]
+        if conn.closing:  # type: ignore[union-attr]
+            self._closeProgressed()
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self.connected = False
+        for name in ("_closeTimer", "_pingTimer", "_pongTimer", "_pullCall"):
+            call = getattr(self, name)
+            if call is not None and call.active():
+                call.cancel()
+            setattr(self, name, None)
+        conn = self._conn
+        if conn is None:
+            info = CloseInfo(CloseCode.ABNORMAL_CLOSURE, "", False, True)
+        else:
+            received = conn.closeReceived
+            sent = conn.closeSent
+            if received is not None:
+                code, text = received
+            else:
+                code, text = CloseCode.ABNORMAL_CLOSURE, ""
+            byPeer = self._closeStartedByPeer
+            if byPeer is None:
+                byPeer = sent is None
+            info = CloseInfo(
+                code,
+                text,
+                conn.closeHandshakeDone and not self._aborted,
+                byPeer,
+                sentCode=sent[0] if sent else None,
+                sentReason=sent[1] if sent else "",
+                receivedCode=received[0] if received else None,
+                receivedReason=received[1] if received else "",
+            )
+        self.closeInfo = info
+        producer = self._producer
+        if producer is not None:
+            self._producer = None
+            producer.stopProducing()
+        pings, self._pings = self._pings, None
+        try:
+            self.connectionClosed(info.code, info.reason, info.wasClean)
+        finally:
+            for d, _ in (pings or {}).values():
+                d.errback(ConnectionClosed(info))
+            waiters, self._closeWaiters = self._closeWaiters, None
+            for d in waiters or ():
+                d.callback(info)
+
+    # -- application callbacks ---------------------------------------------
+
+    def textMessageReceived(self, text: str) -> None:
+        """A text message arrived; by default passed to L{messageReceived}."""
+        self.messageReceived(text)
+
+    def binaryMessageReceived(self, data: bytes) -> None:
+        """A binary message arrived; by default passed to L{messageReceived}."""
+        self.messageReceived(data)
+
+    def messageReceived(self, message: str | bytes) -> None:
+        """A whole message arrived: C{str} for text, C{bytes} for binary."""
+
+    def messageStarted(self, isText: bool) -> None:
+        """(C{streamMessages}) A message starts."""
+
+    def messageDataReceived(self, data: str | bytes) -> None:
+        """(C{streamMessages}) More of the current message."""
+
+    def messageEnded(self) -> None:
+        """(C{streamMessages}) The current message is complete."""
+
+    def pingReceived(self, payload: bytes) -> None:
+        """The peer pinged; the Pong has already been sent."""
+
+    def pongReceived(self, payload: bytes) -> None:
+        """A Pong arrived (L{ping} Deferreds are fired for you)."""
+
+    def closeReceived(self, code: int, reason: str) -> None:
+        """The peer's Close frame arrived (1005: it carried no code)."""
+
+    def connectionClosed(self, code: int, reason: str, wasClean: bool) -> None:
+        """
+        The connection is gone.  C{code} is the peer's close code (1005: its
+        Close had none, 1006: no Close arrived); see C{self.closeInfo}.
+        """
+
+    # -- actions -----------------------------------------------------------
+
+    def sendMessage(self, message: str | bytes, isBinary: bool | None = None) -> None:
+        """
+        Send a message: C{str} as text, C{bytes} (or any buffer) as binary.
+
+        Large messages go out as fragments of C{options.fragmentSize} while
+        the transport takes them.  After L{close} (or the peer's Close),
+        messages are silently dropped, as writes after C{loseConnection}.
+        C{isBinary=True} sends a C{str} as binary (UTF-8 encoded).
+        """
+        conn = self._conn
+        if conn is None:
+            raise RuntimeError("the WebSocket is not open yet")
+        if self._writer is not None:
+            raise RuntimeError("a streamed message is being sent; finish it first")
+        if isBinary is None:
+            conn.sendMessage(message)
+        else:
+            conn.sendMessage(message, not isBinary)
+
+    def beginMessage(self, isText: bool = False) -> MessageWriter:
+        """
+        Start sending a message piece by piece; see L{MessageWriter}.
+        """
+        if self._conn is None:
+            raise RuntimeError("the WebSocket is not open yet")
+        if self._writer is not None:
+            raise RuntimeError("a streamed message is already being sent")
+        self._writer = MessageWriter(self, isText)
+        return self._writer
+
+    def ping(self, payload: bytes | None = None) -> Deferred[float]:
+        """
+        Send a Ping.  The Deferred fires with the round-trip time in seconds
+        when the matching Pong arrives (a Pong also answers earlier pings,
+        RFC 6455 §5.5.3), or fails with L{ConnectionClosed}.
+        """
+        conn = self._conn
+        if conn is None or conn.closing:
+            return fail(ConnectionClosed(self.closeInfo))
+        if self._pings is None:
+            self._pings = {}
+        if payload is None:
+            payload = os.urandom(4)
+            while payload in self._pings:
+                payload = os.urandom(4)
+        elif payload in self._pings:
+            raise ValueError("a ping with this payload is already waiting for its pong")
+        conn.ping(payload)
+        d: Deferred[float] = Deferred()
+        self._pings[payload] = (d, self.clock.seconds())  # type: ignore[union-attr]
+        return d
+
+    def close(self, code: int | None = CloseCode.NORMAL_CLOSURE, reason: str = "") -> Deferred[CloseInfo]:
+        """
+        Start the close handshake (queued data goes out first).  The
+        Deferred fires with a L{CloseInfo} once the TCP connection is gone.
+        """
+        d = self.whenClosed()
+        conn = self._conn
+        if conn is None:
+            self.transport.loseConnection()
+            return d
+        if conn.close(code, reason) and self._closeStartedByPeer is None:
+            self._closeStartedByPeer = False
+        self._closeProgressed()
+        return d
+
+    def whenClosed(self) -> Deferred[CloseInfo]:
+        """A Deferred that fires with a L{CloseInfo} when the connection is gone."""
+        if self.closeInfo is not None:
+            return succeed(self.closeInfo)
+        if self._closeWaiters is None:
+            self._closeWaiters = []
+        d: Deferred[CloseInfo] = Deferred()
+        self._closeWaiters.append(d)
+        return d
+
+    def abortConnection(self) -> None:
+        """Drop the TCP connection now, without a close handshake."""
+        self._aborted = True
+        self.transport.abortConnection()
+
+    @property
+    def bufferedAmount(self) -> int:
+        """Bytes of outgoing messages waiting for the transport to drain."""
+        return self._conn.bufferedAmount if self._conn is not None else 0
+
+    # -- close handshake machinery -------------------------------------------
+
+    def _closeProgressed(self) -> None:
+        """
+        React to the close handshake's progress: arm the close timeout,
+        start reading again (the peer's Close must get through), and drop
+        the TCP connection when both Close frames have crossed.
+        """
+        conn = self._conn
+        if conn is None or not self.connected:
+            return
+        if self._closeStartedByPeer is None:
+            self._closeStartedByPeer = conn.closeReceived is not None and conn.failure is None
+        if self._closeTimer is None:
+            self._stopKeepalive()
+            timeout = self.options.closeTimeout  # type: ignore[union-attr]
+            if timeout is not None:
+                self._closeTimer = self.clock.callLater(timeout, self._closeTimedOut)  # type: ignore[union-attr]
+            if self._readPaused:
+                self._readPaused = False
+                self.transport.resumeProducing()
+        if conn.closeHandshakeDone and not self.isClient:
+            # RFC 6455 §7.1.1: the server closes the TCP connection first.
+            self._dropTcp()
+
+    def _dropTcp(self) -> None:
+        if self._droppingTcp:
+            return
+        self._droppingTcp = True
+        # A registered producer would hold loseConnection() up: unregister
+        # first, the close timer still aborts a peer that never reads.
+        self.transport.unregisterProducer()
+        self.transport.loseConnection()
+
+    def _closeTimedOut(self) -> None:
+        self._closeTimer = None
+        conn = self._conn
+        if self.isClient and conn is not None and conn.closeHandshakeDone and not self._droppingTcp:
+            # The server should have closed TCP by now; do it ourselves.
+            self._dropTcp()
+            timeout = self.options.closeTimeout  # type: ignore[union-attr]
+            self._closeTimer = self.clock.callLater(timeout, self._closeTimedOut)  # type: ignore[union-attr]
+            return
+        _log.debug("WebSocket close timed out; aborting {peer}", peer=self._peer())
+        self.abortConnection()
+
+    def _peer(self) -> object:
+        try:
+            return self.transport.getPeer()
+        except Exception:
+            return None
+
+    # -- keepalive and pings ----------------------------------------------
+
+    def _sendKeepalive(self) -> None:
+        self._pingTimer = None
+        conn = self._conn
+        if conn is None or conn.closing:
+            return
+        options = self.options
+        payload = os.urandom(4)
+        self._keepalivePayload = payload
+        conn.ping(payload)
+        if options.pingTimeout:  # type: ignore[union-attr]
+            self._pongTimer = self.clock.callLater(options.pingTimeout, self._keepaliveTimedOut)  # type: ignore[union-attr]
+        self._pingTimer = self.clock.callLater(options.pingInterval, self._sendKeepalive)  # type: ignore[union-attr]
+
+    def _keepaliveTimedOut(self) -> None:
+        self._pongTimer = None
+        _log.info("WebSocket keepalive timed out: {peer}", peer=self._peer())
+        conn = self._conn
+        if conn is not None and not conn.closing:
+            conn.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+            self._closeStartedByPeer = False
+            self._closeProgressed()
+
+    def _stopKeepalive(self) -> None:
+        for name in ("_pingTimer", "_pongTimer"):
+            call = getattr(self, name)
+            if call is not None and call.active():
+                call.cancel()
+            setattr(self, name, None)
+
+    def _matchPong(self, payload: bytes) -> None:
+        """Fire the Deferreds of the ping this Pong answers, and earlier ones."""
+        if payload == self._keepalivePayload:
+            self._keepalivePayload = None
+            if self._pongTimer is not None and self._pongTimer.active():
+                self._pongTimer.cancel()
+            self._pongTimer = None
+        pings = self._pings
+        if not pings or payload not in pings:
+            return
+        now = self.clock.seconds()  # type: ignore[union-attr]
+        answered = []
+        for key in pings:
+            answered.append(key)
+            if key == payload:
+                break
+        for key in answered:
+            d, sentAt = pings.pop(key)
+            d.callback(now - sentAt)
+
+    # -- flow control: producer towards the transport -------------------------
+
+    def pauseProducing(self) -> None:
+        """
+        The transport's buffer is full: hold queued frames, stop reading
+        from the peer (so a peer that sends but never reads cannot make us
+        buffer without bound) and pause the application's producer.
+        """
+        conn = self._conn
+        if conn is not None:
+            conn.pauseWriting()
+            if not conn.closing and not self._readPaused:
+                self._readPaused = True
+                self.transport.pauseProducing()
+        if self._producer is not None and self._producerStreaming and not self._producerPaused:
+            self._producerPaused = True
+            self._producer.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        """The transport drained: write what waited, then read again."""
+        conn = self._conn
+        if conn is not None:
+            conn.resumeWriting()
+            if conn.paused:
+                return
+        if self._readPaused:
+            self._readPaused = False
+            self.transport.resumeProducing()
+        if self._producer is not None:
+            if self._producerStreaming:
+                if self._producerPaused:
+                    self._producerPaused = False
+                    self._producer.resumeProducing()
+            else:
+                self._schedulePull()
+
+    def stopProducing(self) -> None:
+        """The transport is going away."""
+        producer = self._producer
+        if producer is not None:
+            self._producer = None
+            producer.stopProducing()
+
+    # -- flow control: consumer for the application ----------------------------
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        """
+        Register a producer of outgoing messages: a streaming producer is
+        paused while the transport's buffer is full; a pull producer is
+        asked for more each time it has room.
+        """
+        if self._producer is not None:
+            raise RuntimeError("a producer is already registered")
+        self._producer = producer
+        self._producerStreaming = streaming
+        self._producerPaused = False
+        conn = self._conn
+        if streaming:
+            if conn is not None and conn.paused:
+                self._producerPaused = True
+                producer.pauseProducing()
+        else:
+            self._schedulePull()
+
+    def unregisterProducer(self) -> None:
+        """Forget the application's producer."""
+        self._producer = None
+        if self._pullCall is not None and self._pullCall.active():
+            self._pullCall.cancel()
+        self._pullCall = None
+
+    def _schedulePull(self) -> None:
+        if self._pullCall is None and self.clock is not None:
+            self._pullCall = self.clock.callLater(0, self._pull)
+
+    def _pull(self) -> None:
+        self._pullCall = None
+        producer = self._producer
+        conn = self._conn
+        if producer is None or self._producerStreaming or conn is None or conn.closing:
+            return
+        if not conn.paused:
+            producer.resumeProducing()
+            if self._producer is producer and not conn.paused:
+                self._schedulePull()
+
+
+class MessageWriter:
+    """
+    Sends one message in fragments: C{write(data)} sends a fragment,
+    C{finish(data=b"")} sends the last one.  Text pieces are C{str} (each
+    must be whole characters), binary pieces C{bytes}.  No other message can
+    be sent until C{finish}.
+    """
+
+    def __init__(self, protocol: WebSocketProtocol, isText: bool) -> None:
+        self._protocol = protocol
+        self.isText = isText
+        self.finished = False
+
+    def _send(self, data: str | bytes, fin: bool) -> None:
+        if self.finished:
+            raise RuntimeError("this message is finished")
+        if isinstance(data, str):
+            if not self.isText:
+                raise TypeError("binary messages take bytes")
+            payload = data.encode("utf-8")
+        else:
+            if self.isText:
+                raise TypeError("text messages take str")
+            payload = bytes(data)
+        if fin:
+            self.finished = True
+            self._protocol._writer = None
+        conn = self._protocol._conn
+        assert conn is not None
+        conn.sendFragment(payload, self.isText, fin)
+
+    def write(self, data: str | bytes) -> None:
+        """Send the next fragment."""
+        self._send(data, False)
+
+    def finish(self, data: str | bytes = b"") -> None:
+        """Send the final fragment (possibly empty) and end the message."""
+        if data == b"" and self.isText:
+            data = ""
+        self._send(data, True)

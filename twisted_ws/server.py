@@ -1,0 +1,287 @@
+"""
+The WebSocket server: a factory for any Twisted listener, and the protocol
+that performs the opening handshake before switching the transport.
+
+L{WebSocketServerFactory} is an ordinary C{IProtocolFactory}: pass it to
+C{reactor.listenTCP}, an endpoint's C{listen} or a strports description
+(tcp, ssl, unix).  Each connection first gets a L{ServerHandshakeProtocol},
+which reads the HTTP upgrade request within the configured limits, asks the
+factory's accept hook, answers C{101 Switching Protocols} and then hands the
+transport to the application's L{WebSocketProtocol}: that protocol becomes
+the transport's protocol and receives any bytes that arrived with the
+request first.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.interfaces import IDelayedCall, IReactorTime, ISSLTransport
+from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from .core.acceptance import DEFAULT_SUBPROTOCOL, Accept, Reject
+from .core.errors import HandshakeError
+from .core.extensions import ServerExtensionFactory, negotiateServerExtensions
+from .core.handshake import (
+    HandshakeRequest,
+    buildAcceptResponse,
+    buildRejectResponse,
+    selectSubprotocol,
+    validateRequest,
+)
+from .core.http import HeadParser
+from .core.options import WebSocketOptions
+from .protocol import WebSocketProtocol, _defaultClock, setNoDelay
+from .switching import switchProtocol
+
+__all__ = ["WebSocketServerFactory", "ServerHandshakeProtocol", "AcceptHook"]
+
+_log = Logger()
+
+#: An accept hook: given the request, return None / an Accept / a Reject (or
+#: raise Reject), directly or through a Deferred.
+AcceptHook = Callable[[HandshakeRequest], Any]
+
+
+class WebSocketServerFactory(Factory):
+    """
+    Build server-side WebSocket connections.
+
+    @ivar protocol: the application's L{WebSocketProtocol} subclass (or any
+        callable returning one), built once a handshake is accepted.
+    @ivar subprotocols: subprotocols this server speaks, in preference order.
+    @ivar allowedOrigins: if not C{None}, C{Origin} values (shell-style
+        patterns such as C{"https://*.example.com"}) a browser may connect
+        from; requests without C{Origin} (non-browser clients) pass.
+    @ivar accept: an optional accept hook (see L{acceptRequest}).
+    @ivar extensions: server extension factories (e.g. permessage-deflate).
+    @ivar options: the L{WebSocketOptions} in force (limits and timeouts).
+    @ivar clock: the reactor used for timers.
+    """
+
+    protocol: Any = WebSocketProtocol
+    handshakeProtocol: type[ServerHandshakeProtocol]
+
+    def __init__(
+        self,
+        protocol: Callable[[], WebSocketProtocol] | None = None,
+        *,
+        subprotocols: Sequence[str] = (),
+        allowedOrigins: Sequence[str] | None = None,
+        accept: AcceptHook | None = None,
+        extensions: Sequence[ServerExtensionFactory] = (),
+        options: WebSocketOptions | None = None,
+        clock: IReactorTime | None = None,
+        **optionValues: Any,
+    ) -> None:
+        if protocol is not None:
+            self.protocol = protocol
+        self.subprotocols = list(subprotocols)
+        self.allowedOrigins = (
+            None if allowedOrigins is None else [o.lower() for o in allowedOrigins]
+        )
+        self.accept = accept
+        self.extensions = list(extensions)
+        options = options or WebSocketOptions()
+        unknown = set(optionValues) - set(WebSocketOptions.names())
+        if unknown:
+            raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
+        self.options = options.replace(**optionValues) if optionValues else options
+        self.clock = clock or _defaultClock()
+
+    def buildProtocol(self, addr: Any) -> ServerHandshakeProtocol:
+        p = self.handshakeProtocol(self)
+        p.factory = self
+        return p
+
+    def checkOrigin(self, request: HandshakeRequest) -> None:
+        """Raise L{Reject} (403) when the browser's origin is not allowed."""
+        if self.allowedOrigins is None or request.origin is None:
+            return
+        origin = request.origin.lower()
+        for pattern in self.allowedOrigins:
+            if fnmatch.fnmatchcase(origin, pattern):
+                return
+        raise Reject(403, f"origin {request.origin} is not allowed")
+
+    def acceptRequest(self, request: HandshakeRequest) -> Any:
+        """
+        Decide on a valid upgrade request: return C{None} or an L{Accept}
+        to accept, return or raise a L{Reject} to refuse, or return a
+        Deferred of either.  The default checks the origin, then calls the
+        C{accept} hook if there is one.  Override in a subclass, or pass
+        C{accept=}.
+        """
+        self.checkOrigin(request)
+        if self.accept is not None:
+            return self.accept(request)
+        return None
+
+    def buildWebSocketProtocol(self, request: HandshakeRequest) -> WebSocketProtocol:
+        """Build the application's protocol for an accepted request."""
+        p = self.protocol()
+        p.factory = self
+        return p
+
+
+class ServerHandshakeProtocol(Protocol):
+    """
+    Reads one upgrade request, answers it, and steps aside.
+
+    Its life ends either with a rejection (an HTTP error response and a
+    closed connection) or with the transport switched to the application's
+    protocol.
+    """
+
+    factory: WebSocketServerFactory
+
+    def __init__(self, factory: WebSocketServerFactory) -> None:
+        self.factory = factory
+        options = factory.options
+        self._parser = HeadParser(
+            True,
+            maxLineLength=options.maxRequestLineLength,
+            maxHeaderBytes=options.maxHeaderBytes,
+            maxHeaderCount=options.maxHeaderCount,
+        )
+        self._timer: IDelayedCall | None = None
+        self._decision: Deferred[Any] | None = None
+        self._request: HandshakeRequest | None = None
+        self._done = False
+        self._readAhead = b""
+        self._delegate: WebSocketProtocol | None = None
+
+    def connectionMade(self) -> None:
+        setNoDelay(self.transport)
+        timeout = self.factory.options.openTimeout
+        if timeout is not None:
+            self._timer = self.factory.clock.callLater(timeout, self._timedOut)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._delegate is not None:
+            self._delegate.dataReceived(data)
+            return
+        if self._done:
+            return
+        if self._request is not None:
+            # The accept hook is still deciding; keep what arrives for the
+            # WebSocket (reading is paused, so this stays small).
+            self._readAhead += data
+            return
+        try:
+            head = self._parser.feed(data)
+            if head is None:
+                return
+            request = validateRequest(head)  # type: ignore[arg-type]
+        except HandshakeError as e:
+            self._reject(e)
+            return
+        request.peer = self.transport.getPeer()
+        request.local = self.transport.getHost()
+        request.secure = ISSLTransport.providedBy(self.transport)
+        self._request = request
+        self._readAhead = self._parser.rest
+        self.transport.pauseProducing()
+        d = self._decision = maybeDeferred(self.factory.acceptRequest, request)
+        d.addCallbacks(self._accepted, self._refused)
+        d.addErrback(self._internalError)
+
+    def _accepted(self, decision: Any) -> None:
+        self._decision = None
+        if self._done:
+            return
+        request = self._request
+        assert request is not None
+        if isinstance(decision, Reject):
+            self._reject(decision)
+            return
+        if decision is None or decision is True:
+            decision = Accept()
+        elif decision is False:
+            self._reject(Reject())
+            return
+        factory = self.factory
+        subprotocol = decision.subprotocol
+        if subprotocol is DEFAULT_SUBPROTOCOL:
+            subprotocol = selectSubprotocol(request.protocols, factory.subprotocols)
+        extensionsHeader, extensions = negotiateServerExtensions(
+            request.extensions, factory.extensions
+        )
+        response = buildAcceptResponse(
+            request,
+            subprotocol=subprotocol,  # type: ignore[arg-type]
+            extensionsHeader=extensionsHeader,
+            extraHeaders=decision.headers,
+        )
+        protocol = factory.buildWebSocketProtocol(request)
+        protocol.request = request
+        protocol.subprotocol = subprotocol  # type: ignore[assignment]
+        protocol.extensions = extensions
+        protocol.options = factory.options
+        protocol.clock = factory.clock
+        self._finish()
+        transport = self.transport
+        transport.write(response)
+        if not switchProtocol(transport, self, protocol):
+            self._delegate = protocol
+        protocol.makeConnection(transport)
+        transport.resumeProducing()
+        rest, self._readAhead = self._readAhead, b""
+        if rest and protocol.connected:
+            protocol.dataReceived(rest)
+
+    def _refused(self, failure: Failure) -> None:
+        self._decision = None
+        if self._done:
+            return
+        if failure.check(HandshakeError):
+            self._reject(failure.value)  # type: ignore[arg-type]
+            return
+        _log.failure("WebSocket accept hook failed", failure)
+        self._reject(HandshakeError(500, "Internal Server Error"))
+
+    def _internalError(self, failure: Failure) -> None:
+        _log.failure("WebSocket handshake failed", failure)
+        if not self._done:
+            self._reject(HandshakeError(500, "Internal Server Error"))
+
+    def _reject(self, error: HandshakeError) -> None:
+        self._finish()
+        body = getattr(error, "body", None)
+        self.transport.write(buildRejectResponse(error.status, error.reason, error.headers, body))
+        self.transport.loseConnection()
+
+    def _finish(self) -> None:
+        self._done = True
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+    def _timedOut(self) -> None:
+        self._timer = None
+        if self._done:
+            return
+        d = self._decision
+        self._reject(HandshakeError(408, "opening handshake timed out"))
+        if d is not None:
+            d.cancel()
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        if self._delegate is not None:
+            self._delegate.connectionLost(reason)
+            return
+        self._done = True
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        d, self._decision = self._decision, None
+        if d is not None:
+            d.cancel()
+
+
+WebSocketServerFactory.handshakeProtocol = ServerHandshakeProtocol
