@@ -1,0 +1,241 @@
+"""
+End to end on real loopback sockets, against a client nobody here wrote
+(the C{websockets} package, run in a thread with its synchronous API):
+text, binary, fragmented and 16 MiB messages, pings, closes from both
+sides, limits, TLS and UNIX sockets, and a client that never reads.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+import tempfile
+from pathlib import Path
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.threads import deferToThread
+from twisted.trial.unittest import TestCase
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect, unix_connect
+
+from twisted_ws import WebSocketProtocol, WebSocketServerFactory
+from wshelpers import clientFrame, makeCertificate, upgradeRequest
+
+
+class Echo(WebSocketProtocol):
+    instances: list[Echo] = []
+
+    def connectionMade(self):
+        Echo.instances.append(self)
+        self.closed = Deferred()
+        own = vars(self.transport)
+        self.ownsTransport = own.get("wrappedProtocol", own.get("protocol")) is self
+
+    def messageReceived(self, message):
+        if message == "close-please":
+            self.close(4001, "as you wish")
+        else:
+            self.sendMessage(message)
+
+    def connectionClosed(self, code, reason, wasClean):
+        self.closed.callback((code, reason, wasClean))
+
+
+class LoopbackMixin:
+    timeout = 60
+
+    def listen(self, description: str = "tcp:0:interface=127.0.0.1", **options):
+        options.setdefault("pingInterval", None)
+        factory = WebSocketServerFactory(Echo, **options)
+        Echo.instances = []
+        d = serverFromString(reactor, description).listen(factory)
+
+        def listening(port):
+            self.addCleanup(port.stopListening)
+            self.port = port
+            return port
+
+        return d.addCallback(listening)
+
+    def url(self, scheme="ws"):
+        return f"{scheme}://127.0.0.1:{self.port.getHost().port}/echo"
+
+
+class TCPTests(LoopbackMixin, TestCase):
+    @inlineCallbacks
+    def test_textBinaryFragmentedPing(self):
+        yield self.listen()
+
+        def client(url):
+            with connect(url) as ws:
+                results = []
+                ws.send("héllo wörld")
+                results.append(ws.recv())
+                ws.send(bytes(range(256)))
+                results.append(ws.recv())
+                ws.send(["frag", "men", "ted ✓"])
+                results.append(ws.recv())
+                ws.send([b"\x00", b"\x01"])
+                results.append(ws.recv())
+                ws.ping(b"abc").wait(10)
+                results.append("pong")
+                ws.close(1000, "bye")
+                results.append(ws.close_code)
+                return results
+
+        results = yield deferToThread(client, self.url())
+        self.assertEqual(
+            results,
+            ["héllo wörld", bytes(range(256)), "fragmented ✓", b"\x00\x01", "pong", 1000],
+        )
+        code, reason, wasClean = yield Echo.instances[0].closed
+        self.assertEqual((code, reason, wasClean), (1000, "bye", True))
+        self.assertTrue(Echo.instances[0].ownsTransport, "the frame protocol is the transport's protocol")
+
+    @inlineCallbacks
+    def test_16MiBEcho(self):
+        yield self.listen(maxMessageSize=16 << 20)
+        payload = os.urandom(16 << 20)
+
+        def client(url):
+            with connect(url, max_size=None) as ws:
+                ws.send(payload)
+                return ws.recv()
+
+        echoed = yield deferToThread(client, self.url())
+        self.assertEqual(len(echoed), len(payload))
+        self.assertTrue(echoed == payload)
+
+    @inlineCallbacks
+    def test_overLimitIsRefusedWith1009(self):
+        yield self.listen(maxMessageSize=1 << 20)
+
+        def client(url):
+            with connect(url, max_size=None) as ws:
+                ws.send(b"x" * ((1 << 20) + 1))
+                try:
+                    ws.recv()
+                except ConnectionClosed as e:
+                    return e.rcvd.code, e.rcvd.reason
+            return None
+
+        rcvd = yield deferToThread(client, self.url())
+        self.assertEqual(rcvd[0], 1009)
+        code, _, wasClean = yield Echo.instances[0].closed
+        self.assertEqual((code, wasClean), (1009, True))  # websockets echoed our code
+        self.assertEqual(Echo.instances[0].closeInfo.sentCode, 1009)
+
+    @inlineCallbacks
+    def test_serverInitiatedClose(self):
+        yield self.listen()
+
+        def client(url):
+            with connect(url) as ws:
+                ws.send("close-please")
+                try:
+                    ws.recv()
+                except ConnectionClosed as e:
+                    return e.rcvd.code, e.rcvd.reason
+
+        rcvd = yield deferToThread(client, self.url())
+        self.assertEqual(rcvd, (4001, "as you wish"))
+        code, _, wasClean = yield Echo.instances[0].closed
+        self.assertEqual((code, wasClean), (4001, True))
+        self.assertFalse(Echo.instances[0].closeInfo.initiatedByPeer)
+
+    @inlineCallbacks
+    def test_peerVanishes(self):
+        yield self.listen()
+
+        def client(port):
+            with socket.create_connection(("127.0.0.1", port)) as s:
+                s.sendall(upgradeRequest())
+                assert s.recv(4096).startswith(b"HTTP/1.1 101")
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+
+        yield deferToThread(client, self.port.getHost().port)
+        code, _, wasClean = yield Echo.instances[0].closed
+        self.assertEqual((code, wasClean), (1006, False))
+
+    @inlineCallbacks
+    def test_slowReaderPausesTheServer(self):
+        """
+        A client that sends messages but never reads its echoes: the server
+        stops reading from it once its send buffer is full, so the data the
+        server holds stays bounded while the client's sends block.
+        """
+        yield self.listen(maxMessageSize=1 << 20)
+        frame = clientFrame(0x2, b"x" * 65536)
+        port = self.port.getHost().port
+        sock = socket.create_connection(("127.0.0.1", port))
+        self.addCleanup(sock.close)
+        sock.sendall(upgradeRequest())
+        response = b""
+        while b"\r\n\r\n" not in response:
+            response += yield deferToThread(sock.recv, 4096)
+        sock.setblocking(False)
+        sent = 0
+        limit = 256 << 20  # bounded: stop after 256 MiB whatever happens
+        blockedRounds = 0
+        while sent < limit and blockedRounds < 20:
+            try:
+                sent += sock.send(frame)
+                blockedRounds = 0
+            except BlockingIOError:
+                blockedRounds += 1
+                d = Deferred()
+                reactor.callLater(0.05, d.callback, None)
+                yield d
+        server = Echo.instances[0]
+        transport = server.transport
+        buffered = len(transport.dataBuffer) + sum(map(len, transport._tempDataBuffer))
+        self.assertLess(sent, limit, "the client's sends should block")
+        self.assertTrue(server._readPaused, "reading from the slow client is paused")
+        self.assertLess(buffered, 4 << 20, f"server buffers {buffered} bytes")
+        sock.close()
+        yield server.closed
+
+
+class TLSAndUNIXTests(LoopbackMixin, TestCase):
+    @inlineCallbacks
+    def test_tls(self):
+        directory = Path(tempfile.mkdtemp())
+        cert, key = makeCertificate(directory)
+        yield self.listen(
+            f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}"
+        )
+        context = ssl.create_default_context(cafile=str(cert))
+
+        def client(url):
+            with connect(url, ssl=context, server_hostname="localhost") as ws:
+                ws.send("secure")
+                first = ws.recv()
+                ws.send(b"y" * 300_000)
+                second = ws.recv()
+                return first, len(second)
+
+        result = yield deferToThread(client, self.url("wss"))
+        self.assertEqual(result, ("secure", 300_000))
+        server = Echo.instances[0]
+        self.assertTrue(server.request.secure)
+        # The switch happened inside Twisted's TLS wrapper.
+        self.assertTrue(server.ownsTransport)
+        yield server.closed
+
+    @inlineCallbacks
+    def test_unix(self):
+        path = os.path.join(tempfile.mkdtemp(), "ws.sock")
+        yield self.listen(f"unix:{path}")
+
+        def client():
+            with unix_connect(path, uri="ws://localhost/x") as ws:
+                ws.send("over unix")
+                return ws.recv()
+
+        result = yield deferToThread(client)
+        self.assertEqual(result, "over unix")
+        self.assertTrue(Echo.instances[0].ownsTransport)
+        yield Echo.instances[0].closed
