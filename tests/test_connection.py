@@ -504,13 +504,6 @@ def test_protocolErrorThenPeerCloseInSameRead():
     assert e.conn.closeHandshakeDone
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: when a data-level failure (1007) and a parser error happen in "
-    "the same receiveData call, the peer's Close that follows is left in the "
-    "parser buffer (receiveData only re-feeds the parser when it was not "
-    "closing already)",
-)
 def test_utf8FailureThenParserErrorThenPeerCloseInSameRead():
     e = Endpoint()
     e.recv(

@@ -105,6 +105,7 @@ class WebSocketConnection:
         "_msgUtf8",
         "_msgChunks",
         "_msgSize",
+        "_parserErrorSeen",
     )
 
     def __init__(
@@ -152,6 +153,7 @@ class WebSocketConnection:
         self._msgUtf8: Utf8Decoder | None = None
         self._msgChunks: list | None = None
         self._msgSize = 0
+        self._parserErrorSeen = False
 
     # -- receiving --------------------------------------------------------
 
@@ -187,14 +189,17 @@ class WebSocketConnection:
                     self.fail(e.code, e.reason)
                 except UnicodeDecodeError:
                     self.fail(CloseCode.INVALID_PAYLOAD, "text message is not valid UTF-8")
-        if parser.error is not None and self.failure is None and not self.closing:
+        if parser.error is not None and self._parserErrorSeen is False:
+            self._parserErrorSeen = True
             error = parser.error
             if parser.errorOpcode == OP_CLOSE and self.closeReceived is None:
                 # A malformed Close is still the peer's Close: once ours is
                 # sent the handshake is over and TCP can go.
                 self.closeReceived = (error.code, error.reason)
-            self.fail(error.code, error.reason)
-            # The peer may have answered already: look for its Close.
+            if not self.closing:
+                self.fail(error.code, error.reason)
+            # The parser stopped at the bad frame; the peer's Close may
+            # already be in what followed it.
             for opcode, _fin, _rsv, payload, _part in parser.feed(b""):
                 if opcode == OP_CLOSE:
                     self._closeFrameReceived(payload)

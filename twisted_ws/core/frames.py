@@ -338,6 +338,8 @@ class FrameParser:
         self, opcode: int, fin: bool, rsv: int, masked: int, length: int
     ) -> ProtocolError | None:
         """Check one frame header; update the message state when it is fine."""
+        if length >> 63:
+            return ProtocolError(CloseCode.PROTOCOL_ERROR, "64-bit length with the top bit set")
         if opcode & 0x8:
             if opcode > OP_PONG:
                 return ProtocolError(CloseCode.PROTOCOL_ERROR, f"reserved opcode {opcode}")
