@@ -270,7 +270,13 @@ def test_malformedExtensions() -> None:
 
 def test_targetMustBePath() -> None:
     assert refusal(makeHead(target="*")).status == 400
-    assert refusal(makeHead(target="http://h/chat")).status == 400
+    assert refusal(makeHead(target="ftp://h/chat")).status == 400
+
+
+def test_absoluteFormTargetIsAccepted() -> None:
+    # RFC 7230 section 5.3.2: a server must accept the absolute form.
+    request = validateRequest(makeHead(target="http://h/chat?room=1"))
+    assert (request.path, request.query) == ("/chat", "room=1")
 
 
 # Subprotocol selection

@@ -153,14 +153,28 @@ class RequestHead:
         The target without its query string (not percent-decoded).
 
         Decoding is left to the application because decoding here would
-        make C{%2F} and C{/} indistinguishable.
+        make C{%2F} and C{/} indistinguishable.  An absolute-form target
+        (C{http://host/path}, which RFC 7230 §5.3.2 says servers must
+        accept) gives its path.
         """
-        return self.target.partition("?")[0]
+        return self._originForm().partition("?")[0]
 
     @property
     def query(self) -> str:
         """The part of the target after the first C{?}, or C{""}."""
         return self.target.partition("?")[2]
+
+    def _originForm(self) -> str:
+        target = self.target
+        if target.startswith("/"):
+            return target
+        scheme, sep, rest = target.partition("://")
+        if sep and scheme.lower() in ("http", "https", "ws", "wss"):
+            path = rest[len(rest.split("/", 1)[0].split("?", 1)[0]) :]
+            if not path.startswith("/"):
+                path = "/" + path
+            return path
+        return target
 
 
 @dataclass
