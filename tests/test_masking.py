@@ -15,6 +15,7 @@ import importlib
 import os
 import random
 import subprocess
+import tempfile
 import sys
 import threading
 
@@ -403,12 +404,13 @@ class TestSelection:
         out = subprocess.run(
             [
                 sys.executable,
+                "-P",  # import the installed package, not a checkout in cwd
                 "-c",
                 "from twisted_ws.core import masking as m;"
                 "print(m.HAVE_SPEEDUPS, m.mask is m.pyMask)",
             ],
             env=env,
-            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+            cwd=tempfile.gettempdir(),
             capture_output=True,
             text=True,
             check=True,
