@@ -39,7 +39,7 @@ from .core.options import WebSocketOptions
 from .protocol import WebSocketProtocol, _defaultClock, setNoDelay
 from .switching import switchProtocol
 
-__all__ = ["WebSocketServerFactory", "ServerHandshakeProtocol", "AcceptHook"]
+__all__ = ["WebSocketServerFactory", "ServerHandshakeProtocol", "AcceptHook", "resolveDecision"]
 
 _log = Logger()
 
@@ -128,6 +128,67 @@ class WebSocketServerFactory(Factory):
         p.factory = self
         return p
 
+    def completeHandshake(
+        self,
+        request: HandshakeRequest,
+        accept: Accept,
+        extraHeaders: Sequence[tuple[str, str]] = (),
+    ) -> tuple[WebSocketProtocol, bytes]:
+        """
+        Finish an accepted handshake: pick the subprotocol, negotiate the
+        extensions, build the C{101} answer and the application's protocol
+        (with its C{request}, C{subprotocol}, C{extensions}, C{options} and
+        C{clock} set, not yet connected).
+
+        Every server front end (the upgrade protocol, the twisted.web
+        resource) goes through here, so they negotiate identically.
+
+        @param extraHeaders: response headers added after the L{Accept}'s.
+        @return: the protocol and the response bytes to write before
+            switching the transport to it.
+        @raise ValueError: the L{Accept} names a subprotocol the client did
+            not offer, or a header the handshake sets itself.
+        """
+        subprotocol = accept.subprotocol
+        if subprotocol is DEFAULT_SUBPROTOCOL:
+            subprotocol = selectSubprotocol(request.protocols, self.subprotocols)
+        extensionsHeader, extensions = negotiateServerExtensions(
+            request.extensions, self.extensions
+        )
+        response = buildAcceptResponse(
+            request,
+            subprotocol=subprotocol,  # type: ignore[arg-type]
+            extensionsHeader=extensionsHeader,
+            extraHeaders=[*accept.headers, *extraHeaders],
+        )
+        protocol = self.buildWebSocketProtocol(request)
+        protocol.request = request
+        protocol.subprotocol = subprotocol  # type: ignore[assignment]
+        protocol.extensions = extensions
+        protocol.options = self.options
+        protocol.clock = self.clock
+        return protocol, response
+
+
+def resolveDecision(decision: Any) -> Accept:
+    """
+    Normalise what an accept hook answered: C{None} or C{True} accept with
+    the defaults, an L{Accept} is returned as is, and a L{Reject} (or
+    C{False}, a plain 403) is raised.
+
+    @raise Reject: the hook refused.
+    @raise TypeError: the hook answered something else.
+    """
+    if decision is None or decision is True:
+        return Accept()
+    if isinstance(decision, Accept):
+        return decision
+    if isinstance(decision, Reject):
+        raise decision
+    if decision is False:
+        raise Reject()
+    raise TypeError(f"an accept hook must answer None, Accept or Reject, not {decision!r}")
+
 
 class ServerHandshakeProtocol(Protocol):
     """
@@ -197,33 +258,12 @@ class ServerHandshakeProtocol(Protocol):
             return
         request = self._request
         assert request is not None
-        if isinstance(decision, Reject):
-            self._reject(decision)
+        try:
+            accept = resolveDecision(decision)
+        except HandshakeError as e:
+            self._reject(e)
             return
-        if decision is None or decision is True:
-            decision = Accept()
-        elif decision is False:
-            self._reject(Reject())
-            return
-        factory = self.factory
-        subprotocol = decision.subprotocol
-        if subprotocol is DEFAULT_SUBPROTOCOL:
-            subprotocol = selectSubprotocol(request.protocols, factory.subprotocols)
-        extensionsHeader, extensions = negotiateServerExtensions(
-            request.extensions, factory.extensions
-        )
-        response = buildAcceptResponse(
-            request,
-            subprotocol=subprotocol,  # type: ignore[arg-type]
-            extensionsHeader=extensionsHeader,
-            extraHeaders=decision.headers,
-        )
-        protocol = factory.buildWebSocketProtocol(request)
-        protocol.request = request
-        protocol.subprotocol = subprotocol  # type: ignore[assignment]
-        protocol.extensions = extensions
-        protocol.options = factory.options
-        protocol.clock = factory.clock
+        protocol, response = self.factory.completeHandshake(request, accept)
         self._finish()
         transport = self.transport
         transport.write(response)

@@ -97,6 +97,8 @@ class HandshakeRequest:
 
     C{peer}, C{local} and C{secure} describe the transport; the I/O-free
     core cannot know them, so the Twisted layer fills them in.
+    C{webRequest} is the C{twisted.web} request when the upgrade arrived
+    through a resource (cookies, session, args), else C{None}.
     """
 
     method: str
@@ -113,6 +115,7 @@ class HandshakeRequest:
     peer: object = None
     local: object = None
     secure: bool = False
+    webRequest: object = None
 
     def header(self, name: str) -> str | None:
         """The first value of header C{name} (case-insensitive), or None."""
