@@ -256,7 +256,9 @@ class WebSocketProtocol(Protocol):
 
     # -- actions -----------------------------------------------------------
 
-    def sendMessage(self, message: str | bytes, isBinary: bool | None = None) -> None:
+    def sendMessage(
+        self, message: str | bytes, isBinary: bool | None = None, compress: bool | None = None
+    ) -> None:
         """
         Send a message: C{str} as text, C{bytes} (or any buffer) as binary.
 
@@ -264,6 +266,9 @@ class WebSocketProtocol(Protocol):
         the transport takes them.  After L{close} (or the peer's Close),
         messages are silently dropped, as writes after C{loseConnection}.
         C{isBinary=True} sends a C{str} as binary (UTF-8 encoded).
+        With permessage-deflate negotiated, C{compress=False} sends this
+        message uncompressed (for already-compressed data such as images)
+        and C{compress=True} compresses it even below the threshold.
         """
         conn = self._conn
         if conn is None:
@@ -271,9 +276,9 @@ class WebSocketProtocol(Protocol):
         if self._writer is not None:
             raise RuntimeError("a streamed message is being sent; finish it first")
         if isBinary is None:
-            conn.sendMessage(message)
+            conn.sendMessage(message, None, compress)
         else:
-            conn.sendMessage(message, not isBinary)
+            conn.sendMessage(message, not isBinary, compress)
 
     def beginMessage(self, isText: bool = False) -> MessageWriter:
         """

@@ -297,12 +297,18 @@ class WebSocketConnection:
         """Bytes of data messages waiting for the transport to accept them."""
         return self._queuedBytes
 
-    def sendMessage(self, data: bytes | str, isText: bool | None = None) -> bool:
+    def sendMessage(
+        self, data: bytes | str, isText: bool | None = None, compress: bool | None = None
+    ) -> bool:
         """
         Send one data message: C{str} as text, bytes as binary.
 
         Returns C{False} (and sends nothing) once the connection is closing,
         as writes after C{loseConnection} are dropped in Twisted.
+
+        C{compress} is passed on to the extensions: C{False} for data that
+        is already compressed, C{True} to compress even a small message,
+        C{None} to let the extension decide.
         """
         if self.closing:
             return False
@@ -316,7 +322,10 @@ class WebSocketConnection:
             opcode = OP_TEXT if isText else OP_BINARY
         rsv = 0
         for ext in self._extensions:
-            payload, extRsv = ext.encodeMessage(payload, opcode == OP_TEXT)
+            if compress is None:
+                payload, extRsv = ext.encodeMessage(payload, opcode == OP_TEXT)
+            else:
+                payload, extRsv = ext.encodeMessage(payload, opcode == OP_TEXT, compress=compress)
             rsv |= extRsv
         size = self.fragmentSize
         if not self._queue and not self.paused and (size is None or len(payload) <= size):

@@ -231,10 +231,16 @@ class Extension(Protocol):
         """
         ...
 
-    def encodeMessage(self, payload: bytes, isText: bool) -> tuple[bytes, int]:
+    def encodeMessage(
+        self, payload: bytes, isText: bool, compress: bool | None = None
+    ) -> tuple[bytes, int]:
         """
         Transform an outgoing message.
 
+        @param compress: the sender's per-message choice (C{False}: the data
+            is already compressed; C{True}: compress regardless of size);
+            passed only when the sender made one, so an extension that
+            compresses nothing may leave the parameter out.
         @return: the payload to send and the RSV bits to set on its first
             frame; C{(payload, 0)} when left untouched.
         """
