@@ -3,8 +3,10 @@ A WebSocket echo server: every message comes back as it went out (text stays
 text, binary stays binary), on any path.
 
     python examples/echo_server.py --port 9000 [--host 127.0.0.1]
-        [--max-message-size BYTES]
+        [--max-message-size BYTES] [--no-deflate]
 
+It accepts permessage-deflate (RFC 7692) unless --no-deflate is given, as
+browsers offer it on every connection.
 It prints one line when it is listening.  This is the server the conformance
 run (Autobahn|TestSuite) and the benchmarks talk to.
 """
@@ -18,6 +20,7 @@ from twisted.internet import reactor
 from twisted.internet.endpoints import serverFromString
 
 from twisted_ws import WebSocketProtocol, WebSocketServerFactory
+from twisted_ws.core.deflate import PerMessageDeflate
 
 
 class Echo(WebSocketProtocol):
@@ -41,9 +44,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--max-fragments", type=int, default=100_000, help="most frames per message"
     )
+    parser.add_argument(
+        "--no-deflate",
+        action="store_true",
+        help="do not accept permessage-deflate (compression)",
+    )
     args = parser.parse_args(argv)
     factory = WebSocketServerFactory(
         Echo,
+        extensions=[] if args.no_deflate else [PerMessageDeflate()],
         maxMessageSize=args.max_message_size,
         maxFragments=args.max_fragments,
     )
