@@ -421,6 +421,21 @@ class OurServerTests(Scenarios, TestCase):
         yield p.close()
 
     @inlineCallbacks
+    def test_keepalive(self):
+        pongs = DeferredQueue()
+
+        class Pinging(Client):
+            def pongReceived(self, payload):
+                pongs.put(payload)
+
+        p = yield connectWS(self.url(), Pinging, pingInterval=0.05, pingTimeout=5)
+        first = yield pongs.get()
+        second = yield pongs.get()
+        self.assertEqual((len(first), len(second)), (4, 4))
+        self.assertNotEqual(first, second)
+        yield p.close()
+
+    @inlineCallbacks
     def test_rejected403(self):
         d = connectWS(self.url("/forbidden"), Client)
         e = yield self.assertFailure(d, WebSocketHandshakeRejected)
@@ -772,6 +787,25 @@ class ProxyTests(TestCase):
         os.environ["all_proxy"] = self.proxyURL
         yield self.roundTrip(self.url(), useProxyEnvironment=True)
         self.assertEqual(len(self.proxyFactory.requests), 2)
+
+
+    @inlineCallbacks
+    def test_silentProxyTimesOut(self):
+        silent = yield serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(
+            Factory.forProtocol(Protocol)
+        )
+        self.addCleanup(silent.stopListening)
+        d = connectWS(self.url(), Client, proxy=f"127.0.0.1:{silent.getHost().port}", openTimeout=0.3)
+        yield self.assertFailure(d, WebSocketOpenTimeout)
+
+    @inlineCallbacks
+    def test_proxyUnreachableTarget(self):
+        port = yield serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(Factory())
+        number = port.getHost().port
+        yield port.stopListening()
+        d = connectWS(f"ws://127.0.0.1:{number}/", Client, proxy=self.proxyURL)
+        e = yield self.assertFailure(d, WebSocketProxyError)
+        self.assertEqual(e.status, 502)
 
 
 # -- reconnecting ----------------------------------------------------------------

@@ -80,7 +80,7 @@ _log = Logger()
 #: The most bytes of a refusal's body kept on L{WebSocketHandshakeRejected}.
 MAX_REJECTION_BODY = 64 * 1024
 
-Headers = Mapping[str, str] | Iterable[tuple[str, str]]
+HeaderPairs = Mapping[str, str] | Iterable[tuple[str, str]]
 
 
 # -- errors -------------------------------------------------------------------
@@ -230,7 +230,7 @@ def parseURL(url: str | WebSocketURL) -> WebSocketURL:
     return WebSocketURL(secure, host, port, resource)
 
 
-def _headerPairs(headers: Headers) -> list[tuple[str, str]]:
+def _headerPairs(headers: HeaderPairs) -> list[tuple[str, str]]:
     if isinstance(headers, Mapping):
         return [(str(k), str(v)) for k, v in headers.items()]
     return [(str(k), str(v)) for k, v in headers]
@@ -535,7 +535,7 @@ class WebSocketClientFactory(ClientFactory):
         url: str | WebSocketURL = "ws://localhost/",
         *,
         subprotocols: Sequence[str] = (),
-        headers: Headers = (),
+        headers: HeaderPairs = (),
         origin: str | None = None,
         extensions: Sequence[ClientExtensionFactory] = (),
         options: WebSocketOptions | None = None,
@@ -855,7 +855,7 @@ class WebSocketClientEndpoint:
         proxy: str | None = None,
         useProxyEnvironment: bool = False,
         subprotocols: Sequence[str] = (),
-        headers: Headers = (),
+        headers: HeaderPairs = (),
         origin: str | None = None,
         extensions: Sequence[ClientExtensionFactory] = (),
         options: WebSocketOptions | None = None,
@@ -939,7 +939,7 @@ def connectWS(
     proxy: str | None = None,
     useProxyEnvironment: bool = False,
     subprotocols: Sequence[str] = (),
-    headers: Headers = (),
+    headers: HeaderPairs = (),
     origin: str | None = None,
     extensions: Sequence[ClientExtensionFactory] = (),
     options: WebSocketOptions | None = None,
