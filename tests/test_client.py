@@ -499,6 +499,22 @@ class WebsocketsServerTests(Scenarios, TestCase):
         self.assertEqual(e.body, b"go away\n")
 
     @inlineCallbacks
+    def test_permessageDeflate(self):
+        from twisted_ws.core.deflate import ClientPerMessageDeflate
+
+        server = WebsocketsServer(compression="deflate")
+        self.addCleanup(server.stop)
+        p = yield connectWS(
+            f"ws://127.0.0.1:{server.port}/", Client, pingInterval=None,
+            extensions=[ClientPerMessageDeflate()],
+        )
+        self.assertEqual([e.name for e in p.extensions], ["permessage-deflate"])
+        text = "compress me " * 1000
+        p.sendMessage(text)
+        self.assertEqual((yield p.messages.get()), text)
+        yield p.close()
+
+    @inlineCallbacks
     def test_subprotocol(self):
         p = yield connectWS(self.url(), Client, subprotocols=["superchat", "chat"], pingInterval=None)
         self.assertEqual(p.subprotocol, "chat")
