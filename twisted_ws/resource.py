@@ -1,0 +1,383 @@
+"""
+WebSocket endpoints inside a twisted.web resource tree.
+
+L{WebSocketResource} wraps a L{WebSocketServerFactory} so a WebSocket can
+live at any URL of a C{Site}, beside static files and ordinary resources,
+on the same port.  The upgrade request goes through twisted.web like any
+other request (virtual hosts, nested paths, the access log, sessions), and
+the factory's accept hook sees the twisted.web C{Request} as
+C{request.webRequest}.  Once the hook accepts, the connection leaves the
+HTTP channel for good: the channel's idle timeout is cancelled, it stops
+being the transport's producer, whatever it had read past the request head
+is handed over, and the application's L{WebSocketProtocol} becomes the
+transport's protocol (see L{twisted_ws.switching}).
+
+Only HTTP/1.1 connections can be upgraded; a WebSocket request over HTTP/2
+is refused with 505 rather than misbehaving.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from http import HTTPStatus
+from typing import Any
+
+from twisted.internet.defer import CancelledError, Deferred, maybeDeferred
+from twisted.internet.interfaces import IDelayedCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.http import HTTPChannel
+from twisted.web.iweb import IRequest
+from twisted.web.resource import IResource, Resource, getChildForRequest
+from twisted.web.server import NOT_DONE_YET
+
+from .core.errors import HandshakeError
+from .core.handshake import HandshakeRequest, validateRequest
+from .core.http import Headers, RequestHead
+from .protocol import WebSocketProtocol
+from .server import WebSocketServerFactory, resolveDecision
+from .switching import switchProtocol
+
+__all__ = ["WebSocketResource"]
+
+_log = Logger()
+
+_VERSION_RE = re.compile(rb"HTTP/([0-9])\.([0-9])")
+
+#: Response headers a 101 must not carry from the twisted.web request (the
+#: handshake writes its own, and a 101 has no body).
+_DROPPED_RESPONSE_HEADERS = frozenset(
+    {
+        "upgrade",
+        "connection",
+        "content-length",
+        "content-type",
+        "content-encoding",
+        "transfer-encoding",
+        "keep-alive",
+        "sec-websocket-accept",
+        "sec-websocket-protocol",
+        "sec-websocket-extensions",
+        "sec-websocket-version",
+        "sec-websocket-key",
+        "host",
+    }
+)
+
+
+def _isWebSocketAttempt(headers: Headers) -> bool:
+    """Whether the client is trying to open a WebSocket (not a page load)."""
+    if "Sec-WebSocket-Key" in headers or "Sec-WebSocket-Version" in headers:
+        return True
+    return any(t.lower() == "websocket" for t in headers.getCommaList("Upgrade"))
+
+
+def _requestHeaders(request: Any) -> Headers:
+    headers = Headers()
+    for name, values in request.requestHeaders.getAllRawHeaders():
+        decodedName = name.decode("latin-1")
+        for value in values:
+            headers.add(decodedName, value.decode("latin-1"))
+    return headers
+
+
+def _channelHolder(transport: Any, channel: HTTPChannel) -> Any:
+    """
+    The object C{transport} delivers bytes to for C{channel}: the channel
+    itself, or the wrapper C{Site} puts around it to choose between HTTP/1.1
+    and HTTP/2.  C{None} when the transport has an unknown shape.
+    """
+    own = getattr(transport, "__dict__", {})
+    for name in ("wrappedProtocol", "protocol"):
+        candidate = own.get(name)
+        if candidate is None:
+            continue
+        if candidate is channel or getattr(candidate, "_channel", None) is channel:
+            return candidate
+    return None
+
+
+def _upgradeRequiredText(request: Any, headers: Headers) -> str:
+    """The body of a 426: what this URL is and how to reach it."""
+    scheme = "wss" if request.isSecure() else "ws"
+    host = headers.get("Host") or "HOST"
+    url = f"{scheme}://{host}{request.uri.decode('latin-1')}"
+    return (
+        "426 Upgrade Required\n\n"
+        "This URL is a WebSocket endpoint; an ordinary HTTP request cannot use it.\n"
+        "Connect with a WebSocket client instead, e.g. from a browser:\n\n"
+        f"    new WebSocket({json.dumps(url)})\n"
+    )
+
+
+def _writeError(request: Any, error: HandshakeError, close: bool) -> bytes:
+    """
+    Prepare a plain-text error response on C{request}; return its body.
+
+    C{close} ends the connection after the answer: a refused upgrade may
+    be followed by WebSocket frames that must not be read as HTTP.
+    """
+    try:
+        phrase = HTTPStatus(error.status).phrase.encode("ascii")
+    except ValueError:
+        phrase = None
+    request.setResponseCode(error.status, phrase)
+    hasContentType = False
+    for name, value in error.headers:
+        lower = name.lower()
+        if lower == "content-type":
+            hasContentType = True
+        if close and lower == "connection":
+            continue
+        request.responseHeaders.addRawHeader(name, value)
+    body = getattr(error, "body", None)
+    if body is None:
+        payload = (error.reason + "\n").encode("utf-8")
+    elif isinstance(body, str):
+        payload = body.encode("utf-8")
+    else:
+        payload = bytes(body)
+    if not hasContentType:
+        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+    request.setHeader(b"Content-Length", b"%d" % (len(payload),))
+    request.setHeader(b"X-Content-Type-Options", b"nosniff")
+    if close:
+        request.setHeader(b"Connection", b"close")
+        channel = getattr(request, "channel", None)
+        if isinstance(channel, HTTPChannel):
+            channel.persistent = False
+    return payload
+
+
+class WebSocketResource(Resource):
+    """
+    A twisted.web resource that upgrades requests to WebSocket connections
+    built by C{factory}.
+
+    It is a leaf: it answers for its own URL and everything below it
+    (C{request.webRequest.postpath} tells the rest).  Requests that are not
+    WebSocket upgrades go to C{fallback} when there is one (e.g. the page
+    that opens the socket, served at the same URL); otherwise a GET gets
+    C{426 Upgrade Required} with a short explanation, other methods 405.
+
+    The factory's C{acceptRequest} (its C{allowedOrigins} and C{accept}
+    hook) decides as it does for a plain listener; the hook finds the
+    twisted.web request in C{request.webRequest}, so cookies, sessions,
+    C{args} and the request's own headers are all available.  Cookies it
+    sets on the twisted.web request (e.g. a new session's) are sent with the
+    C{101}.  Refusals become ordinary twisted.web responses, so they are
+    logged like any other.
+
+    @ivar factory: the L{WebSocketServerFactory} whose protocol, options,
+        subprotocols and extensions apply.
+    @ivar fallback: the resource for non-WebSocket requests, or C{None}.
+    """
+
+    isLeaf = True
+
+    def __init__(self, factory: WebSocketServerFactory, fallback: IResource | None = None) -> None:
+        super().__init__()
+        self.factory = factory
+        self.fallback = fallback
+
+    def render(self, request: IRequest) -> bytes | int:
+        headers = _requestHeaders(request)
+        attempt = _isWebSocketAttempt(headers)
+        if not attempt and self.fallback is not None:
+            return getChildForRequest(self.fallback, request).render(request)
+        channel = getattr(request, "channel", None)
+        if not isinstance(channel, HTTPChannel):
+            # HTTP/2 (an H2Stream): the upgrade mechanism does not exist
+            # there, and RFC 8441's extended CONNECT is not offered.
+            return _writeError(
+                request,
+                HandshakeError(505, "WebSocket connections need HTTP/1.1, not HTTP/2"),
+                close=False,
+            )
+        try:
+            handshake = self._validate(request, headers)
+        except HandshakeError as e:
+            if e.status == 426 and not attempt:
+                e.reason = _upgradeRequiredText(request, headers)
+            return _writeError(request, e, close=attempt)
+        transport = channel.transport
+        holder = _channelHolder(transport, channel)
+        if holder is None:
+            _log.error(
+                "cannot take over a {transport!r} for a WebSocket", transport=transport
+            )
+            return _writeError(request, HandshakeError(500, "Internal Server Error"), close=True)
+        _Upgrade(self.factory, request, channel, holder, handshake).start()
+        return NOT_DONE_YET
+
+    def _validate(self, request: Any, headers: Headers) -> HandshakeRequest:
+        match = _VERSION_RE.fullmatch(request.clientproto)
+        if match is None:
+            raise HandshakeError(400, "unsupported HTTP version")
+        head = RequestHead(
+            method=request.method.decode("latin-1"),
+            target=request.uri.decode("latin-1"),
+            version=(int(match.group(1)), int(match.group(2))),
+            headers=headers,
+        )
+        handshake = validateRequest(head)
+        contentLength = headers.get("Content-Length")
+        if "Transfer-Encoding" in headers or (contentLength not in (None, "0")):
+            raise HandshakeError(400, "an upgrade request cannot have a body")
+        handshake.peer = request.getClientAddress()
+        handshake.local = request.getHost()
+        handshake.secure = bool(request.isSecure())
+        handshake.webRequest = request
+        return handshake
+
+
+class _Upgrade:
+    """
+    One upgrade request between the accept hook's call and its answer, then
+    the switch itself.
+    """
+
+    def __init__(
+        self,
+        factory: WebSocketServerFactory,
+        request: Any,
+        channel: HTTPChannel,
+        holder: Any,
+        handshake: HandshakeRequest,
+    ) -> None:
+        self.factory = factory
+        self.request = request
+        self.channel = channel
+        self.holder = holder
+        self.handshake = handshake
+        self._done = False
+        self._timer: IDelayedCall | None = None
+        self._decision: Deferred[Any] | None = None
+
+    def start(self) -> None:
+        timeout = self.factory.options.openTimeout
+        if timeout is not None:
+            self._timer = self.factory.clock.callLater(timeout, self._timedOut)
+        self.request.notifyFinish().addErrback(self._connectionLost)
+        d = self._decision = maybeDeferred(self.factory.acceptRequest, self.handshake)
+        d.addCallbacks(self._accepted, self._refused)
+        d.addErrback(self._internalError)
+
+    # -- the accept hook's answer -------------------------------------------
+
+    def _accepted(self, decision: Any) -> None:
+        self._decision = None
+        if self._done:
+            return
+        try:
+            accept = resolveDecision(decision)
+        except HandshakeError as e:
+            self._reject(e)
+            return
+        protocol, response = self.factory.completeHandshake(
+            self.handshake, accept, self._headersFromRequest()
+        )
+        self._switch(protocol, response)
+
+    def _refused(self, failure: Failure) -> None:
+        self._decision = None
+        if self._done:
+            return
+        if failure.check(HandshakeError):
+            self._reject(failure.value)  # type: ignore[arg-type]
+            return
+        _log.failure("WebSocket accept hook failed", failure)
+        self._reject(HandshakeError(500, "Internal Server Error"))
+
+    def _internalError(self, failure: Failure) -> None:
+        _log.failure("WebSocket handshake failed", failure)
+        if not self._done:
+            self._reject(HandshakeError(500, "Internal Server Error"))
+
+    def _timedOut(self) -> None:
+        self._timer = None
+        if self._done:
+            return
+        d = self._decision
+        self._reject(HandshakeError(408, "opening handshake timed out"))
+        if d is not None:
+            d.cancel()
+
+    def _connectionLost(self, failure: Failure) -> None:
+        # The client went away while the hook was deciding.
+        if self._done:
+            return
+        self._finish()
+        d, self._decision = self._decision, None
+        if d is not None:
+            d.cancel()
+
+    def _finish(self) -> None:
+        self._done = True
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+    def _reject(self, error: HandshakeError) -> None:
+        self._finish()
+        request = self.request
+        body = _writeError(request, error, close=True)
+        request.write(body)
+        request.finish()
+
+    # -- leaving twisted.web -------------------------------------------------
+
+    def _headersFromRequest(self) -> list[tuple[str, str]]:
+        """
+        Headers set on the twisted.web request (Server, Date, anything the
+        hook added) and its new cookies, to send with the 101.
+        """
+        request = self.request
+        extra = []
+        for name, values in request.responseHeaders.getAllRawHeaders():
+            decoded = name.decode("latin-1")
+            if decoded.lower() in _DROPPED_RESPONSE_HEADERS:
+                continue
+            extra += [(decoded, value.decode("latin-1")) for value in values]
+        extra += [("Set-Cookie", cookie.decode("latin-1")) for cookie in request.cookies]
+        return extra
+
+    def _switch(self, protocol: WebSocketProtocol, response: bytes) -> None:
+        self._finish()
+        request = self.request
+        channel = self.channel
+        transport = channel.transport
+        # What the channel read past the request head: frames the client
+        # sent without waiting for the 101.  While a request is being
+        # handled the channel queues such bytes in _dataBuffer; bytes of the
+        # packet being parsed right now are still in LineReceiver's _buffer
+        # (when the hook answered synchronously).  Emptying both also stops
+        # the channel from parsing them as HTTP once this request is done.
+        leftover = b"".join(getattr(channel, "_dataBuffer", ())) + getattr(channel, "_buffer", b"")
+        channel._dataBuffer = []
+        channel._buffer = b""
+        # Leave the HTTP channel: no idle timeout for a WebSocket, and the
+        # transport's producer must be the frame protocol (a channel left
+        # registered, paused, would keep a closing connection open forever).
+        channel.setTimeout(None)
+        transport.unregisterProducer()
+        transport.write(response)
+        switched = switchProtocol(transport, self.holder, protocol)
+        assert switched, "the transport's protocol changed under us"
+        # Retire the twisted.web request so the access log records the 101:
+        # its head is already written, so finish() writes nothing (no chunk
+        # terminator, no encoder trailer), and the channel must not close
+        # the connection or read on once the request is done.
+        request.setResponseCode(101)
+        request.startedWriting = True
+        if getattr(request, "_encoder", None) is not None:
+            request._encoder = None
+        channel.persistent = True
+        request.finish()
+        channel.setTimeout(None)  # requestDone() re-armed it
+        protocol.makeConnection(transport)
+        # The channel may have paused reading while the hook decided.
+        transport.resumeProducing()
+        if leftover and protocol.connected:
+            protocol.dataReceived(leftover)
