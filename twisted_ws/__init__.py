@@ -23,6 +23,15 @@ from .core.handshake import HandshakeRequest
 from .core.options import WebSocketOptions
 from .protocol import ConnectionClosed, MessageWriter, WebSocketProtocol
 from .server import ServerHandshakeProtocol, WebSocketServerFactory
+from .client import (
+    ReconnectingWebSocketClient,
+    WebSocketClientEndpoint,
+    WebSocketClientFactory,
+    WebSocketHandshakeRejected,
+    WebSocketOpenTimeout,
+    WebSocketProxyError,
+    connectWS,
+)
 
 __version__ = "0.1.0"
 
@@ -36,10 +45,17 @@ __all__ = [
     "HandshakeRequest",
     "MessageWriter",
     "ProtocolError",
+    "ReconnectingWebSocketClient",
     "Reject",
     "ServerHandshakeProtocol",
+    "WebSocketClientEndpoint",
+    "WebSocketClientFactory",
     "WebSocketError",
+    "WebSocketHandshakeRejected",
+    "WebSocketOpenTimeout",
+    "WebSocketProxyError",
     "WebSocketOptions",
     "WebSocketProtocol",
     "WebSocketServerFactory",
+    "connectWS",
 ]
