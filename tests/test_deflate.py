@@ -56,6 +56,8 @@ from wshelpers import upgradeRequest
 
 ROOT = Path(__file__).resolve().parent.parent
 TAIL = b"\x00\x00\xff\xff"
+#: zlib's defaults, the largest windows (the server's defaults are smaller).
+ZLIB15 = {"serverMaxWindowBits": 15, "clientMaxWindowBits": 15, "memLevel": 8}
 
 
 # -- helpers ----------------------------------------------------------------
@@ -180,17 +182,28 @@ def jsonRecords(n, seed=7):
 
 
 def test_defaultOfferIsAcceptedWithNoParameters():
-    params, ext = PerMessageDeflate().negotiate([[]])
+    params, ext = PerMessageDeflate(**ZLIB15).negotiate([[]])
     assert params == []
     assert (ext.localMaxWindowBits, ext.remoteMaxWindowBits) == (15, 15)
     assert not ext.localNoContextTakeover and not ext.remoteNoContextTakeover
     assert ext.rsvBits == RSV1 and ext.name == "permessage-deflate"
 
 
+def test_defaultPolicySavesMemory():
+    # 12-bit windows both ways when the client can be limited.
+    params, ext = PerMessageDeflate().negotiate([[("client_max_window_bits", None)]])
+    assert params == [("server_max_window_bits", "12"), ("client_max_window_bits", "12")]
+    assert (ext.localMaxWindowBits, ext.remoteMaxWindowBits, ext.memLevel) == (12, 12, 5)
+    # A client that cannot be limited is still accepted.
+    params, ext = PerMessageDeflate().negotiate([[]])
+    assert params == [("server_max_window_bits", "12")]
+    assert ext.remoteMaxWindowBits == 15
+
+
 def test_browserOffer():
     # What Chrome and Firefox send.
     offers = parseExtensionHeader(["permessage-deflate; client_max_window_bits"])
-    header, exts = negotiateServerExtensions(offers, [PerMessageDeflate()])
+    header, exts = negotiateServerExtensions(offers, [PerMessageDeflate(**ZLIB15)])
     assert header == "permessage-deflate"
     assert isinstance(exts[0], DeflateExtension)
     header, exts = negotiateServerExtensions(
@@ -201,26 +214,26 @@ def test_browserOffer():
 
 
 def test_serverNoContextTakeoverRequestedOrPolicy():
-    params, ext = PerMessageDeflate().negotiate([[("server_no_context_takeover", None)]])
+    params, ext = PerMessageDeflate(**ZLIB15).negotiate([[("server_no_context_takeover", None)]])
     assert params == [("server_no_context_takeover", None)]
     assert ext.localNoContextTakeover and not ext.remoteNoContextTakeover
-    params, ext = PerMessageDeflate(serverNoContextTakeover=True).negotiate([[]])
+    params, ext = PerMessageDeflate(**ZLIB15, serverNoContextTakeover=True).negotiate([[]])
     assert params == [("server_no_context_takeover", None)]
     assert ext.localNoContextTakeover
 
 
 def test_clientNoContextTakeoverPolicyAndHint():
-    params, ext = PerMessageDeflate(clientNoContextTakeover=True).negotiate([[]])
+    params, ext = PerMessageDeflate(**ZLIB15, clientNoContextTakeover=True).negotiate([[]])
     assert params == [("client_no_context_takeover", None)]
     assert ext.remoteNoContextTakeover and not ext.localNoContextTakeover
     # The client's own hint is confirmed, so we can drop the inflater.
-    params, ext = PerMessageDeflate().negotiate([[("client_no_context_takeover", None)]])
+    params, ext = PerMessageDeflate(**ZLIB15).negotiate([[("client_no_context_takeover", None)]])
     assert params == [("client_no_context_takeover", None)]
     assert ext.remoteNoContextTakeover
 
 
 def test_serverMaxWindowBits():
-    factory = PerMessageDeflate()
+    factory = PerMessageDeflate(**ZLIB15)
     params, ext = factory.negotiate([[("server_max_window_bits", "10")]])
     assert params == [("server_max_window_bits", "10")]
     assert ext.localMaxWindowBits == 10
@@ -235,7 +248,7 @@ def test_serverMaxWindowBits():
 
 
 def test_clientMaxWindowBits():
-    factory = PerMessageDeflate(clientMaxWindowBits=11)
+    factory = PerMessageDeflate(serverMaxWindowBits=15, clientMaxWindowBits=11)
     params, ext = factory.negotiate([[("client_max_window_bits", None)]])
     assert params == [("client_max_window_bits", "11")]
     assert ext.remoteMaxWindowBits == 11
@@ -246,15 +259,17 @@ def test_clientMaxWindowBits():
     params, ext = factory.negotiate([[]])
     assert params == [] and ext.remoteMaxWindowBits == 15
     # ... unless the policy requires the limit.
-    strict = PerMessageDeflate(clientMaxWindowBits=11, requireClientMaxWindowBits=True)
+    strict = PerMessageDeflate(
+        serverMaxWindowBits=15, clientMaxWindowBits=11, requireClientMaxWindowBits=True
+    )
     assert strict.negotiate([[]]) is None
     assert strict.negotiate([[], [("client_max_window_bits", None)]])[0] == [
         ("client_max_window_bits", "11")
     ]
     # A 15-bit policy never answers client_max_window_bits.
-    params, ext = PerMessageDeflate().negotiate([[("client_max_window_bits", "15")]])
+    params, ext = PerMessageDeflate(**ZLIB15).negotiate([[("client_max_window_bits", "15")]])
     assert params == [] and ext.remoteMaxWindowBits == 15
-    params, ext = PerMessageDeflate().negotiate([[("client_max_window_bits", "8")]])
+    params, ext = PerMessageDeflate(**ZLIB15).negotiate([[("client_max_window_bits", "8")]])
     assert params == [("client_max_window_bits", "8")] and ext.remoteMaxWindowBits == 8
 
 
@@ -278,7 +293,7 @@ def test_clientMaxWindowBits():
     ],
 )
 def test_malformedOfferIsDeclinedAndTheNextAccepted(bad):
-    factory = PerMessageDeflate()
+    factory = PerMessageDeflate(**ZLIB15)
     assert factory.negotiate([bad]) is None
     params, ext = factory.negotiate([bad, [("server_no_context_takeover", None)]])
     assert params == [("server_no_context_takeover", None)]
@@ -294,7 +309,10 @@ def test_firstAcceptableOfferWins():
         ]
     )
     header, exts = negotiateServerExtensions(offers, [PerMessageDeflate()])
-    assert header == "permessage-deflate; server_no_context_takeover; server_max_window_bits=9"
+    assert header == (
+        "permessage-deflate; server_no_context_takeover; server_max_window_bits=9; "
+        "client_max_window_bits=12"
+    )
     assert exts[0].localMaxWindowBits == 9 and exts[0].localNoContextTakeover
 
 
@@ -479,7 +497,7 @@ def test_noContextTakeoverCompressesEachMessageAlone():
 
 
 def test_lazyZlibObjectsAndIdleMemory():
-    _, serverExt, clientExt = pair()
+    _, serverExt, clientExt = pair(PerMessageDeflate(**ZLIB15))
     assert serverExt.idleMemory == 0 and serverExt._deflater is None
     roundTrip(serverExt, clientExt, "x" * 100)
     roundTrip(clientExt, serverExt, "y" * 100)
@@ -881,7 +899,13 @@ def test_bombAgainstEchoServerProcess():
         proc.wait()
 
 
-@pytest.mark.parametrize("option, expected", [((), "permessage-deflate"), (("--no-deflate",), None)])
+@pytest.mark.parametrize(
+    "option, expected",
+    [
+        ((), "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12"),
+        (("--no-deflate",), None),
+    ],
+)
 def test_echoServerDeflateOption(option, expected):
     from websockets.sync.client import connect
 
@@ -952,7 +976,14 @@ class InteropTests(TestCase):
         self.assertGreater(server.sent, 10000)  # the opted-out message went plain
 
     def test_websocketsClientContextTakeover(self):
-        return self._websocketsClient(PerMessageDeflate(), "permessage-deflate", True)
+        return self._websocketsClient(
+            PerMessageDeflate(),
+            "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12",
+            True,
+        )
+
+    def test_websocketsClientZlibDefaults(self):
+        return self._websocketsClient(PerMessageDeflate(**ZLIB15), "permessage-deflate", True)
 
     def test_websocketsClientNoContextTakeover(self):
         return self._websocketsClient(
@@ -1037,3 +1068,45 @@ class InteropTests(TestCase):
         self.assertIsNotNone(ext._deflater)
         self.assertIsNotNone(ext._inflater)
         yield protocol.close()
+
+    @inlineCallbacks
+    def test_headlessChromium(self):
+        import shutil
+
+        browser = next(
+            (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)),
+            None,
+        )
+        if browser is None:
+            pytest.skip("no Chromium")
+        yield self.listen(PerMessageDeflate())
+        page = Path(self.mktemp() + ".html").resolve()
+        page.write_text(
+            "<html><body><pre id='out'>pending</pre><script>\n"
+            f"const ws = new WebSocket({json.dumps(self.url())});\n"
+            "const msg = JSON.stringify(Array.from({length: 300}, (_, i) => ({id: i, kind: 'record'})));\n"
+            "ws.onopen = () => ws.send(msg);\n"
+            "ws.onmessage = (e) => { document.getElementById('out').textContent ="
+            " 'EXT=' + ws.extensions + '|OK=' + (e.data === msg) + '|LEN=' + msg.length; ws.close(); };\n"
+            "ws.onerror = () => { document.getElementById('out').textContent = 'ERROR'; };\n"
+            "</script></body></html>"
+        )
+
+        def run():
+            return subprocess.run(
+                [browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
+                 "--dump-dom", page.as_uri()],
+                capture_output=True, text=True, timeout=60,
+            ).stdout
+
+        dom = yield deferToThread(run)
+        out = dom.split("id=\"out\">", 1)[1].split("<", 1)[0]
+        ext, ok, length = out.split("|")
+        self.assertEqual(
+            ext, "EXT=permessage-deflate; server_max_window_bits=12; client_max_window_bits=12"
+        )
+        self.assertEqual(ok, "OK=true")
+        # Both directions were compressed.
+        server = Echo.instances[0]
+        self.assertLess(server.received, int(length.split("=")[1]) / 4)
+        self.assertLess(server.sent, int(length.split("=")[1]) / 4)
