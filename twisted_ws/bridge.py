@@ -1,0 +1,224 @@
+"""
+A WebSocket-to-TCP bridge, in the manner of websockify: each WebSocket
+connection gets its own TCP connection to a backend, and bytes flow both
+ways unchanged.
+
+  - Backend bytes go to the browser as binary messages (one per read).
+  - Messages from the browser go to the backend as bytes: binary ones as
+    they are, text ones UTF-8 encoded.
+  - Flow control both ways, with Twisted's producers: the backend is not
+    read while the WebSocket's transport is full, and the WebSocket is not
+    read while the backend's is full.  While the backend connection is
+    being set up the WebSocket is not read either; only what arrived with
+    the handshake can be waiting, and it is bounded (C{maxPendingBytes}).
+  - Closing: when the backend closes, the WebSocket is closed with 1000
+    after the data already received; when the WebSocket closes, the backend
+    connection is closed after the data already sent to it.
+  - When the backend cannot be reached, or its connection fails, the
+    WebSocket is closed with B{1014 (bad gateway)}, the registered code for
+    "the server is a gateway and the upstream failed" -- more precise than
+    1011 (internal error), which says the bridge itself broke.
+
+The factory must have a C{target} attribute: an C{IStreamClientEndpoint}.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IPushProducer, IStreamClientEndpoint
+from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from .core.closecodes import CloseCode
+from .protocol import WebSocketProtocol
+
+__all__ = ["BridgeProtocol", "BackendProtocol"]
+
+_log = Logger()
+
+#: The close code when the backend is unreachable or fails.
+BACKEND_FAILED_CODE = CloseCode.BAD_GATEWAY
+
+
+class BackendProtocol(Protocol):
+    """The TCP side of one bridged connection."""
+
+    def __init__(self, bridge: BridgeProtocol) -> None:
+        self.bridge = bridge
+
+    def connectionMade(self) -> None:
+        self.bridge.backendConnected(self)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.bridge.fromBackend(data)
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self.bridge.backendLost(reason)
+
+
+class _BackendFactory(Factory):
+    def __init__(self, bridge: BridgeProtocol) -> None:
+        self.bridge = bridge
+
+    def buildProtocol(self, addr: Any) -> BackendProtocol:
+        return BackendProtocol(self.bridge)
+
+
+@implementer(IPushProducer)
+class _WebSocketReader:
+    """
+    Registered with the backend's transport: it pauses reading the
+    WebSocket while the backend's write buffer is full.
+    """
+
+    def __init__(self, bridge: BridgeProtocol) -> None:
+        self.bridge = bridge
+
+    def pauseProducing(self) -> None:
+        self.bridge._hold("backend-full")
+
+    def resumeProducing(self) -> None:
+        self.bridge._release("backend-full")
+
+    def stopProducing(self) -> None:
+        pass
+
+
+class BridgeProtocol(WebSocketProtocol):
+    """Relays one WebSocket connection to a new backend connection."""
+
+    #: Most bytes of messages kept while the backend connection is set up.
+    maxPendingBytes = 1 << 20
+
+    backend: BackendProtocol | None = None
+    _connecting: Deferred[Any] | None = None
+    _readingHeldByUs = False
+    _holds: set[str] = frozenset()  # type: ignore[assignment]  # a set once connected
+
+    def connectionMade(self) -> None:
+        self._holds: set[str] = set()
+        self._pending: list[bytes] = []
+        self._pendingBytes = 0
+        self._hold("connecting")
+        target: IStreamClientEndpoint = self.factory.target
+        d = self._connecting = target.connect(_BackendFactory(self))
+        d.addErrback(self._connectFailed)
+
+    # -- reading the WebSocket, held while the backend cannot take more ------
+
+    def _hold(self, why: str) -> None:
+        self._holds.add(why)
+        self._applyHolds()
+
+    def _release(self, why: str) -> None:
+        self._holds.discard(why)
+        self._applyHolds()
+
+    def _applyHolds(self) -> None:
+        conn = self._conn
+        hold = bool(self._holds) and self.connected and conn is not None and not conn.closing
+        if hold and not self._readingHeldByUs:
+            self._readingHeldByUs = True
+            self.transport.pauseProducing()
+        elif not hold and self._readingHeldByUs:
+            self._readingHeldByUs = False
+            # The base class may hold reading too (our transport is full).
+            if not self._readPaused:
+                self.transport.resumeProducing()
+
+    def close(self, code: int | None = CloseCode.NORMAL_CLOSURE, reason: str = "") -> Deferred[Any]:
+        d = super().close(code, reason)
+        # The peer's Close must get through even while the backend is full.
+        self._applyHolds()
+        return d
+
+    def resumeProducing(self) -> None:
+        # Our transport drained: the base class resumes reading, but the
+        # backend may still be full or connecting.
+        super().resumeProducing()
+        if self._readingHeldByUs and self.connected:
+            self.transport.pauseProducing()
+
+    # -- WebSocket to backend ---------------------------------------------
+
+    def messageReceived(self, message: str | bytes) -> None:
+        data = message.encode("utf-8") if isinstance(message, str) else message
+        if not data:
+            return
+        backend = self.backend
+        if backend is not None:
+            backend.transport.write(data)
+            return
+        self._pending.append(data)
+        self._pendingBytes += len(data)
+        if self._pendingBytes > self.maxPendingBytes:
+            self._pending = []
+            self._pendingBytes = 0
+            self.close(CloseCode.POLICY_VIOLATION, "too much data before the backend connected")
+
+    def connectionClosed(self, code: int, reason: str, wasClean: bool) -> None:
+        d, self._connecting = self._connecting, None
+        if d is not None and self.backend is None:
+            d.cancel()
+        backend = self.backend
+        if backend is not None:
+            backend.transport.loseConnection()
+
+    # -- the backend's side ---------------------------------------------
+
+    def backendConnected(self, backend: BackendProtocol) -> None:
+        """The backend accepted: send what waited, then relay both ways."""
+        self._connecting = None
+        if not self.connected or self._conn is None or self._conn.closing:
+            backend.transport.loseConnection()
+            return
+        self.backend = backend
+        transport = backend.transport
+        pending, self._pending, self._pendingBytes = self._pending, [], 0
+        if pending:
+            transport.writeSequence(pending)
+        transport.registerProducer(_WebSocketReader(self), True)
+        self.registerProducer(transport, True)
+        self._release("connecting")
+
+    def _connectFailed(self, failure: Failure) -> None:
+        self._connecting = None
+        if not self.connected:
+            return
+        _log.warn(
+            "bridge: backend {target} unreachable for {peer}: {error}",
+            target=getattr(self.factory, "targetDescription", self.factory.target),
+            peer=self._peer(),
+            error=failure.getErrorMessage(),
+        )
+        self.close(BACKEND_FAILED_CODE, "backend unreachable")
+
+    def fromBackend(self, data: bytes) -> None:
+        """Backend bytes: one binary message."""
+        self.sendMessage(data)
+
+    def backendLost(self, reason: Failure | None) -> None:
+        """The backend connection ended; end the WebSocket after its data."""
+        if self.backend is None:
+            return
+        self.backend = None
+        if self._producer is not None:
+            self.unregisterProducer()
+        self._holds.clear()
+        self._applyHolds()
+        if not self.connected:
+            return
+        if reason is None or reason.check(ConnectionDone):
+            self.close(CloseCode.NORMAL_CLOSURE, "backend closed the connection")
+        else:
+            _log.info(
+                "bridge: backend connection of {peer} failed: {error}",
+                peer=self._peer(),
+                error=reason.getErrorMessage(),
+            )
+            self.close(BACKEND_FAILED_CODE, "backend connection failed")
