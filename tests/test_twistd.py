@@ -1,0 +1,669 @@
+"""
+C{twistd -n websocket ...} as a real subprocess, driven by real clients:
+echo (TCP, TLS, UNIX), broadcast rooms, a client that never reads, the TCP
+bridge, a custom protocol class, static files and the status page on the
+same port (fetched with treq), SIGTERM closing everyone with 1001, the
+help text and clear errors for bad options.
+
+Each server listens on 127.0.0.1 on a port the OS picks and logs
+"listening on ws://127.0.0.1:PORT/..."; the tests read that line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import socketserver
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from contextlib import ExitStack, closing
+from pathlib import Path
+
+import pytest
+from twisted.internet.defer import inlineCallbacks
+from twisted.internet.threads import deferToThread
+from twisted.trial.unittest import TestCase
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect, unix_connect
+
+import twisted_ws
+from twisted_ws.core.frames import FrameParser
+from twisted_ws.service import EchoProtocol, Options, makeService
+from wshelpers import makeCertificate, upgradeRequest
+
+DEADLINE = 20.0  # seconds for a server to start, or a process to exit
+
+# -- running twistd -------------------------------------------------------
+
+
+class Twistd:
+    """How to run twistd so that it sees the websocket plugin."""
+
+    def __init__(self, command: list[str], env: dict[str, str]) -> None:
+        self.command = command
+        self.env = env
+
+    def run(self, args: list[str], cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            self.command + args,
+            cwd=cwd,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+
+def _findTwistd(tmpDir: Path) -> Twistd:
+    """
+    The current interpreter's twistd, when it lists the plugin (a normal
+    install, as in CI).  With an editable install (the dev venv) Twisted
+    cannot see C{twisted/plugins} of the checkout, so the checkout's plugin
+    module is copied into a throwaway plugin directory put on PYTHONPATH:
+    the package itself is still the one the editable install points at,
+    and no venv or download is needed.
+    """
+    command = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env.pop("PYTHONSAFEPATH", None)
+    twistd = Twistd(command, env)
+    if "websocket" in twistd.run(["--help"], tmpDir).stdout:
+        return twistd
+    plugin = Path(twisted_ws.__file__).resolve().parent.parent / "twisted" / "plugins" / "twisted_ws_plugin.py"
+    if not plugin.exists():
+        pytest.fail(f"twistd does not list the websocket plugin and {plugin} does not exist")
+    pluginDir = tmpDir / "plugin-path" / "twisted" / "plugins"
+    pluginDir.mkdir(parents=True)
+    shutil.copy(plugin, pluginDir)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(pluginDir.parent.parent), env.get("PYTHONPATH")) if p
+    )
+    twistd = Twistd(command, env)
+    if "websocket" not in twistd.run(["--help"], tmpDir).stdout:
+        pytest.fail("twistd does not list the websocket plugin even with the checkout's plugin module")
+    return twistd
+
+
+@pytest.fixture(scope="session")
+def twistd(tmp_path_factory: pytest.TempPathFactory) -> Twistd:
+    return _findTwistd(tmp_path_factory.mktemp("twistd"))
+
+
+_LISTENING = re.compile(r"listening on (wss?|ws\+unix)://(\S+?)(/\S*)?(?: \(|$)")
+
+
+class Server:
+    """One C{twistd -n websocket ...} process and its log."""
+
+    def __init__(self, twistd: Twistd, args: list[str], cwd: Path, extraEnv: dict | None = None) -> None:
+        env = dict(twistd.env)
+        for key, value in (extraEnv or {}).items():
+            env[key] = os.pathsep.join(p for p in (value, env.get(key)) if p)
+        self.args = args
+        self.proc = subprocess.Popen(
+            twistd.command + ["-n", "--pidfile=", "--logfile=-", "websocket", *args],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+        )
+        self.lines: list[str] = []
+        self._cond = threading.Condition()
+        self._eof = False
+        threading.Thread(target=self._read, daemon=True).start()
+        self.listening: list[tuple[str, str, str]] = []
+        try:
+            count = sum(1 for a in args if a in ("--listen", "-l")) or 1
+            for n in range(count):
+                match = self.waitFor(_LISTENING, nth=n)
+                self.listening.append((match.group(1), match.group(2), match.group(3) or "/"))
+        except BaseException:
+            self.stop()
+            raise
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with self._cond:
+                self.lines.append(line.rstrip("\n"))
+                self._cond.notify_all()
+        with self._cond:
+            self._eof = True
+            self._cond.notify_all()
+
+    def waitFor(self, pattern: re.Pattern | str, timeout: float = DEADLINE, nth: int = 0) -> re.Match:
+        """The C{nth} log line matching C{pattern}, waiting up to C{timeout}."""
+        regex = re.compile(pattern) if isinstance(pattern, str) else pattern
+        found: list[re.Match] = []
+
+        def ready() -> bool:
+            found.clear()
+            found.extend(m for m in map(regex.search, self.lines) if m)
+            return len(found) > nth or self._eof
+
+        with self._cond:
+            self._cond.wait_for(ready, timeout)
+        if len(found) > nth:
+            return found[nth]
+        raise AssertionError(
+            f"no log line matching {regex.pattern!r} within {timeout}s "
+            f"(exit code {self.proc.poll()}):\n" + "\n".join(self.lines[-40:])
+        )
+
+    def hasLine(self, pattern: str) -> bool:
+        with self._cond:
+            return any(re.search(pattern, line) for line in self.lines)
+
+    @property
+    def port(self) -> int:
+        scheme, where, _ = self.listening[0]
+        return int(where.rsplit(":", 1)[1])
+
+    def url(self, path: str = "/") -> str:
+        return f"ws://127.0.0.1:{self.port}{path}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(DEADLINE)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(DEADLINE)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+LOCAL = ["--listen", "tcp:0:interface=127.0.0.1"]
+
+
+@pytest.fixture
+def startServer(twistd: Twistd, tmp_path: Path):
+    """Start servers for one test; all are stopped after it."""
+    servers: list[Server] = []
+
+    def start(*args: str, extraEnv: dict | None = None) -> Server:
+        server = Server(twistd, list(args), tmp_path, extraEnv)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+# -- options and defaults, in process -----------------------------------------
+
+
+def test_defaultIsEchoOnPort8080() -> None:
+    """With no option: echo on tcp:8080 (checked without binding 8080)."""
+    options = Options()
+    options.parseOptions([])
+    assert options["listen"] == ["tcp:8080"]
+    assert options["mode"] == "echo"
+    svc = makeService(options)
+    listeners = list(svc)
+    assert len(listeners) == 1
+    endpoint = listeners[0].endpoint._endpoint
+    assert endpoint._port == 8080
+    assert endpoint._interface == ""
+    factory = listeners[0].factory
+    assert issubclass(factory.protocol, EchoProtocol)
+    assert not svc.running
+
+
+def test_optionsValidatedInProcess() -> None:
+    options = Options()
+    options.parseOptions(["--mode", "broadcast", "--ping-interval", "off", "--max-queue-messages", "5"])
+    assert options["options"].pingInterval is None
+    assert options["max-queue-messages"] == 5
+    with pytest.raises(Exception, match="max-queue-bytes"):
+        Options().parseOptions(["--mode", "broadcast", "--max-queue-bytes", "10"])
+
+
+# -- help and bad options -------------------------------------------------------
+
+EVERY_OPTION = [
+    "--listen", "--mode", "--target", "--protocol", "--path", "--static", "--status",
+    "--subprotocol", "--allow-origin", "--no-deflate", "--max-queue-bytes",
+    "--max-queue-messages", "--max-connections", "--stop-timeout", "--max-message-size",
+    "--max-fragments", "--fragment-size", "--open-timeout", "--close-timeout",
+    "--ping-interval", "--ping-timeout", "--max-request-line", "--max-header-bytes",
+    "--max-header-count",
+]
+
+
+def test_helpListsEveryOption(twistd: Twistd, tmp_path: Path) -> None:
+    result = twistd.run(["websocket", "--help"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    listed = set(re.findall(r"--[a-z][a-z-]+", result.stdout))
+    declared = {f"--{name}" for name in Options().synonyms if len(name) > 1}
+    assert set(EVERY_OPTION) <= listed, set(EVERY_OPTION) - listed
+    assert declared - {"--help", "--version"} <= listed
+    for mode in ("echo", "broadcast", "bridge", "custom"):
+        assert mode in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--mode", "nope"], "unknown mode 'nope'"),
+        (["--mode", "bridge"], "needs --target"),
+        (["--target", "tcp:localhost:1"], "only used with --mode bridge"),
+        (["--mode", "bridge", "--target", "nosuchkind:1"], "--target"),
+        (["--protocol", "no_such_module_xyz.Thing"], "cannot be imported"),
+        (["--protocol", "twisted_ws.service.Options"], "not a subclass"),
+        (["--listen", "tcp:notaport"], "--listen 'tcp:notaport'"),
+        (["--static", "/no/such/dir"], "not a directory"),
+        (["--max-message-size", "-5"], "not a positive integer"),
+        (["--path", "ws"], "must start with /"),
+        (["--subprotocol", "bad name"], "not a valid token"),
+    ],
+)
+def test_badOptionsGiveAClearError(twistd: Twistd, tmp_path: Path, args, message) -> None:
+    result = twistd.run(["-n", "--pidfile=", "websocket", *args], tmp_path, timeout=60)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert message in output, output
+    assert "Traceback" not in output, output
+
+
+# -- echo on TCP, TLS and UNIX ------------------------------------------------
+
+
+def test_echoOnTcpTlsAndUnix(startServer, tmp_path: Path) -> None:
+    cert, key = makeCertificate(tmp_path)
+    sock = tmp_path / "ws.sock"
+    server = startServer(
+        *LOCAL,
+        "--listen", f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}",
+        "--listen", f"unix:{sock}",
+    )
+    schemes = {scheme: where for scheme, where, _ in server.listening}
+    assert set(schemes) == {"ws", "wss", "ws+unix"}, server.listening
+
+    with connect(f"ws://{schemes['ws']}/anything?x=1") as ws:
+        ws.send("héllo")
+        assert ws.recv(5) == "héllo"
+        ws.send(bytes(range(256)) * 100)
+        assert ws.recv(5) == bytes(range(256)) * 100
+        if _deflateAvailable():
+            assert "permessage-deflate" in (ws.response.headers.get("Sec-WebSocket-Extensions") or "")
+
+    context = ssl.create_default_context(cafile=str(cert))
+    with connect(f"wss://{schemes['wss']}/", ssl=context, server_hostname="localhost") as ws:
+        ws.send("over TLS")
+        assert ws.recv(5) == "over TLS"
+
+    with unix_connect(str(sock), "ws://localhost/") as ws:
+        ws.send(b"over unix")
+        assert ws.recv(5) == b"over unix"
+
+    server.waitFor(r"WebSocket open: 127\.0\.0\.1:\d+ /anything")
+    server.waitFor(r"WebSocket closed: 127\.0\.0\.1:\d+ /anything code=1000")
+
+
+def _deflateAvailable() -> bool:
+    try:
+        import twisted_ws.core.deflate  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def test_noDeflateAndOrigins(startServer) -> None:
+    server = startServer(*LOCAL, "--no-deflate", "--allow-origin", "https://ok.example")
+    with connect(server.url("/"), origin="https://ok.example") as ws:
+        assert ws.response.headers.get("Sec-WebSocket-Extensions") is None
+        ws.send("ok")
+        assert ws.recv(5) == "ok"
+    with pytest.raises(Exception, match="403"):
+        connect(server.url("/"), origin="https://evil.example", open_timeout=5)
+    server.waitFor(r"WebSocket rejected: 127\.0\.0\.1:\d+ / 403 origin https://evil\.example")
+
+
+# -- broadcast ---------------------------------------------------------------------
+
+
+def test_broadcastStaysInItsRoom(startServer) -> None:
+    server = startServer(*LOCAL, "--mode", "broadcast")
+    with ExitStack() as stack:
+        lobby = [stack.enter_context(connect(server.url("/chat/lobby"))) for _ in range(3)]
+        kitchen = [stack.enter_context(connect(server.url("/chat/kitchen"))) for _ in range(2)]
+        server.waitFor(r"WebSocket open: .* /chat/kitchen", nth=1)
+        for i, ws in enumerate(lobby):
+            ws.send(f"lobby {i}")
+        for i, ws in enumerate(kitchen):
+            ws.send(f"kitchen {i}".encode())
+        for ws in lobby:
+            got = sorted(ws.recv(5) for _ in lobby)
+            assert got == ["lobby 0", "lobby 1", "lobby 2"]
+        for ws in kitchen:
+            got = sorted(ws.recv(5) for _ in kitchen)
+            assert got == [b"kitchen 0", b"kitchen 1"]
+        # Nothing else is on its way: a marker sent now is the next message.
+        lobby[0].send("end")
+        kitchen[0].send("end")
+        for ws in lobby + kitchen:
+            assert ws.recv(5) == "end"
+
+
+def _rawConnect(port: int, path: str, recvBuffer: int | None = None) -> socket.socket:
+    """A WebSocket opened by hand, so the test decides when (if ever) to read."""
+    sock = socket.socket()
+    if recvBuffer is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, recvBuffer)
+    sock.settimeout(DEADLINE)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(upgradeRequest(path))
+    head = b""
+    while b"\r\n\r\n" not in head and len(head) < 65536:
+        chunk = sock.recv(1)
+        if not chunk:
+            break
+        head += chunk
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return sock
+
+
+def _readUntilClose(sock: socket.socket, deadline: float, limit: int = 64 << 20) -> int | None:
+    """Read frames until a Close frame (its code) or EOF (None), bounded."""
+    parser = FrameParser(requireMask=False)
+    total = 0
+    sock.settimeout(5)
+    while time.monotonic() < deadline and total < limit:
+        data = sock.recv(1 << 20)
+        if not data:
+            return None
+        total += len(data)
+        for opcode, _fin, _rsv, payload, _part in parser.feed(data):
+            if opcode == 0x8:
+                return int.from_bytes(payload[:2], "big")
+        assert parser.error is None, parser.error
+    raise AssertionError(f"no Close frame after {total} bytes")
+
+
+def test_slowClientIsCutOffWithoutStallingTheRoom(startServer) -> None:
+    server = startServer(
+        *LOCAL,
+        "--mode", "broadcast",
+        "--max-message-size", "65536",
+        "--max-queue-bytes", "262144",
+        "--max-queue-messages", "64",
+        "--close-timeout", "30",
+    )
+    slow = _rawConnect(server.port, "/room", recvBuffer=4096)
+    with closing(slow), ExitStack() as stack:
+        sender = stack.enter_context(connect(server.url("/room"), max_size=None))
+        reader = stack.enter_context(connect(server.url("/room"), max_size=None))
+        other = stack.enter_context(connect(server.url("/elsewhere")))
+        server.waitFor(r"WebSocket open: .* /elsewhere")
+        cutOff = None
+        worst = 0.0
+        for i in range(400):  # at most ~24 MiB: far more than any socket buffer
+            message = i.to_bytes(4, "big") * 15000
+            started = time.monotonic()
+            sender.send(message)
+            assert reader.recv(10) == message
+            assert sender.recv(10) == message
+            worst = max(worst, time.monotonic() - started)
+            if server.hasLine(r"is too slow"):
+                cutOff = i
+                break
+        assert cutOff is not None, "the slow client was never cut off"
+        # The others kept getting every message promptly, and still do.
+        assert worst < 5.0, worst
+        for _ in range(5):
+            sender.send("after")
+            assert reader.recv(5) == "after"
+            assert sender.recv(5) == "after"
+        other.send("still here")
+        assert other.recv(5) == "still here"
+        server.waitFor(r"broadcast: 127\.0\.0\.1:\d+ in room /room is too slow .* closing with 1008")
+        # The slow client finds the Close (1008) after what it did not read.
+        assert _readUntilClose(slow, time.monotonic() + DEADLINE) == 1008
+
+
+# -- bridge --------------------------------------------------------------------
+
+
+class _EchoBackend(socketserver.ThreadingTCPServer):
+    """A TCP echo backend; b"quit" makes it hang up."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self) -> None:
+        self.closedByPeer = threading.Event()
+        super().__init__(("127.0.0.1", 0), _EchoHandler)
+
+
+class _EchoHandler(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        self.request.settimeout(DEADLINE)
+        while True:
+            try:
+                data = self.request.recv(65536)
+            except OSError:
+                return
+            if not data:
+                self.server.closedByPeer.set()
+                return
+            if data.endswith(b"quit"):
+                self.request.sendall(data[:-4])
+                return
+            self.request.sendall(data)
+
+
+@pytest.fixture
+def echoBackend():
+    backend = _EchoBackend()
+    thread = threading.Thread(target=backend.serve_forever, daemon=True)
+    thread.start()
+    yield backend
+    backend.shutdown()
+    backend.server_close()
+    thread.join(DEADLINE)
+
+
+def _recvBytes(ws, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        message = ws.recv(10)
+        assert isinstance(message, bytes)
+        data += message
+    return data
+
+
+def test_bridgeToTcpBackend(startServer, echoBackend) -> None:
+    port = echoBackend.server_address[1]
+    server = startServer(*LOCAL, "--mode", "bridge", "--target", f"tcp:127.0.0.1:{port}")
+    with connect(server.url("/"), max_size=None) as ws:
+        ws.send(b"hello backend")
+        assert _recvBytes(ws, 13) == b"hello backend"
+        ws.send("text goes as UTF-8 ✓")
+        assert _recvBytes(ws, len("text goes as UTF-8 ✓".encode())) == "text goes as UTF-8 ✓".encode()
+        big = os.urandom(600_000)
+        for offset in range(0, len(big), 60_000):
+            ws.send(big[offset : offset + 60_000])
+        assert _recvBytes(ws, len(big)) == big
+    assert echoBackend.closedByPeer.wait(DEADLINE), "the backend connection was not closed"
+
+    with connect(server.url("/")) as ws:
+        ws.send(b"bye quit")
+        assert _recvBytes(ws, 4) == b"bye "
+        with pytest.raises(ConnectionClosed):
+            ws.recv(10)
+        assert ws.close_code == 1000
+    server.waitFor(r"WebSocket closed: .* code=1000 reason='' clean=True by=peer sent=1000")
+
+
+def test_bridgeBackendUnreachable(startServer) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        closedPort = probe.getsockname()[1]
+    server = startServer(*LOCAL, "--mode", "bridge", "--target", f"tcp:127.0.0.1:{closedPort}")
+    with connect(server.url("/")) as ws:
+        with pytest.raises(ConnectionClosed):
+            ws.recv(10)
+        assert ws.close_code == 1014
+        assert ws.close_reason == "backend unreachable"
+    server.waitFor(r"bridge: backend tcp:127\.0\.0\.1:\d+ unreachable")
+
+
+# -- a custom protocol class -------------------------------------------------------
+
+CUSTOM_MODULE = '''
+from twisted_ws import WebSocketProtocol
+
+class Shout(WebSocketProtocol):
+    def connectionMade(self):
+        self.sendMessage("welcome to " + self.request.path)
+
+    def messageReceived(self, message):
+        if message == "bye":
+            self.close(4000, "see you")
+        else:
+            self.sendMessage(message.upper())
+'''
+
+
+def test_customProtocolClass(startServer, tmp_path: Path) -> None:
+    appDir = tmp_path / "app"
+    appDir.mkdir()
+    (appDir / "shoutapp.py").write_text(CUSTOM_MODULE)
+    server = startServer(
+        *LOCAL, "--protocol", "shoutapp.Shout", "--subprotocol", "shout.v1",
+        extraEnv={"PYTHONPATH": str(appDir)},
+    )
+    with connect(server.url("/hall"), subprotocols=["other", "shout.v1"]) as ws:
+        assert ws.subprotocol == "shout.v1"
+        assert ws.recv(5) == "welcome to /hall"
+        ws.send("quiet please")
+        assert ws.recv(5) == "QUIET PLEASE"
+        ws.send("bye")
+        with pytest.raises(ConnectionClosed):
+            ws.recv(5)
+        assert ws.close_code == 4000
+    server.waitFor(r"WebSocket closed: .* /hall code=4000 reason='see you' clean=True by=server")
+
+
+# -- graceful stop ----------------------------------------------------------------
+
+
+def test_sigtermClosesEveryoneWith1001(startServer) -> None:
+    server = startServer(*LOCAL, "--mode", "broadcast", "--stop-timeout", "2")
+    # A client that never answers the Close must not hold the stop up.
+    silent = _rawConnect(server.port, "/room0")
+    with closing(silent), ExitStack() as stack:
+        clients = [stack.enter_context(connect(server.url(f"/room{i % 2}"))) for i in range(4)]
+        server.waitFor(r"WebSocket open: ", nth=4)
+        started = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        for ws in clients:
+            with pytest.raises(ConnectionClosed):
+                ws.recv(DEADLINE)
+            assert ws.close_code == 1001
+            assert ws.close_reason == "server shutting down"
+        assert _readUntilClose(silent, time.monotonic() + DEADLINE) == 1001
+        # twistd re-raises the signal once shut down, so the status says SIGTERM.
+        assert server.proc.wait(DEADLINE) in (0, -signal.SIGTERM)
+        elapsed = time.monotonic() - started
+        assert elapsed < 2 + 5, elapsed
+    server.waitFor(r"stopping: closing 5 WebSocket connections with 1001")
+    server.waitFor(r"aborting 1 WebSocket connections")
+    server.waitFor(r"Server Shut Down")
+
+
+# -- static files, the WebSocket and the status page on one port (treq) -----------
+
+
+class StaticAndStatusTests(TestCase):
+    timeout = 60
+
+    @pytest.fixture(autouse=True)
+    def _twistd(self, twistd: Twistd) -> None:
+        self.twistd = twistd
+
+    def setUp(self) -> None:
+        self.tmp = Path(self.mktemp()).resolve()
+        (self.tmp / "site" / "sub").mkdir(parents=True)
+        (self.tmp / "site" / "index.html").write_text("<h1>index</h1>")
+        (self.tmp / "site" / "sub" / "hello.txt").write_text("hello from disk")
+        self.server = Server(
+            self.twistd,
+            [*LOCAL, "--static", str(self.tmp / "site"), "--max-connections", "3"],
+            self.tmp,
+        )
+        self.addCleanup(self.server.stop)
+        self.base = f"http://127.0.0.1:{self.server.port}"
+
+    @inlineCallbacks
+    def test_staticWebSocketAndStatus(self):
+        import treq
+        from twisted.internet import reactor
+        from twisted.web.client import HTTPConnectionPool
+
+        pool = HTTPConnectionPool(reactor)
+        self.addCleanup(pool.closeCachedConnections)
+
+        def get(path):
+            return treq.get(self.base + path, pool=pool)
+
+        self.assertEqual(self.server.listening[0][2], "/ws")
+        response = yield get("/sub/hello.txt")
+        self.assertEqual(response.code, 200)
+        self.assertEqual((yield response.text()), "hello from disk")
+        response = yield get("/")
+        self.assertIn("<h1>index</h1>", (yield response.text()))
+        response = yield get("/missing.txt")
+        self.assertEqual(response.code, 404)
+        yield response.content()
+        response = yield get("/ws")
+        self.assertEqual(response.code, 426)
+        yield response.content()
+
+        url = f"ws://127.0.0.1:{self.server.port}/ws/deeper"
+
+        def client():
+            with connect(url) as ws:
+                ws.send("through the site")
+                return ws.recv(5)
+
+        self.assertEqual((yield deferToThread(client)), "through the site")
+
+        response = yield get("/_status")
+        self.assertEqual(response.code, 200)
+        self.assertEqual(response.headers.getRawHeaders("Content-Type"), ["application/json"])
+        status = json.loads((yield response.text()))
+        self.assertEqual(status["mode"], "echo")
+        self.assertEqual(status["connectionsTotal"], 1)
+        self.assertEqual(status["connectionsOpen"], 0)
+        self.assertEqual(status["messagesIn"], 1)
+        self.assertEqual(status["messagesOut"], 1)
+        self.assertGreater(status["bytesIn"], len("through the site"))
+        self.assertGreater(status["bytesOut"], len("through the site"))
+        self.assertGreaterEqual(status["uptime"], 0)
+
+    @inlineCallbacks
+    def test_maxConnections(self):
+        url = f"ws://127.0.0.1:{self.server.port}/ws"
+
+        def clients():
+            with ExitStack() as stack:
+                for _ in range(3):
+                    stack.enter_context(connect(url))
+                with pytest.raises(Exception, match="503"):
+                    connect(url, open_timeout=5)
+
+        yield deferToThread(clients)
+        self.server.waitFor(r"WebSocket rejected: .* /ws 503 too many connections")
