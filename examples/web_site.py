@@ -2,15 +2,16 @@
 One twisted.web Site serving a static page, a JSON resource and a WebSocket
 echo on the same port.
 
-    python examples/web_site.py --port 8080 [--host 127.0.0.1]
+    python examples/web_site.py --port 8080 [--host 127.0.0.1] [--no-deflate]
 
   /            the page in examples/web_site/ (it opens the socket at /ws)
   /api/status  JSON: open WebSocket connections, messages echoed, uptime
   /ws          WebSocket echo (a plain GET answers 426 Upgrade Required)
 
 It prints one line when it is listening.  The echo accepts messages up to
-16 MiB in up to 100000 fragments, like examples/echo_server.py, so the
-conformance run (Autobahn|TestSuite) can run against /ws.
+16 MiB in up to 100000 fragments and permessage-deflate (unless
+--no-deflate), like examples/echo_server.py, so the conformance run
+(Autobahn|TestSuite) can run against /ws.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from twisted.web.server import Site
 from twisted.web.static import File
 
 from twisted_ws import WebSocketProtocol, WebSocketServerFactory
+from twisted_ws.core.deflate import PerMessageDeflate
 from twisted_ws.resource import WebSocketResource
 
 STATIC = Path(__file__).resolve().parent / "web_site"
@@ -99,8 +101,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--max-fragments", type=int, default=100_000, help="most frames per message"
     )
+    parser.add_argument(
+        "--no-deflate",
+        action="store_true",
+        help="do not accept permessage-deflate (compression)",
+    )
     args = parser.parse_args(argv)
     factory = EchoFactory(
+        extensions=[] if args.no_deflate else [PerMessageDeflate()],
         maxMessageSize=args.max_message_size,
         maxFragments=args.max_fragments,
     )

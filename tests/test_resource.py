@@ -31,6 +31,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from twisted_ws import Reject, WebSocketProtocol, WebSocketServerFactory
+from twisted_ws.core.deflate import PerMessageDeflate
 from twisted_ws.core.frames import END, WHOLE, FrameParser
 from twisted_ws.resource import WebSocketResource
 from wshelpers import clientFrame, makeCertificate, upgradeRequest
@@ -208,7 +209,9 @@ class SiteTests(TestCase):
         self.tmp = Path(tempfile.mkdtemp())
         (self.tmp / "index.html").write_bytes(PAGE)
         self.logPath = self.tmp / "access.log"
-        self.factory = EchoFactory(accept=self.accept, pingInterval=None)
+        self.factory = EchoFactory(
+            accept=self.accept, pingInterval=None, extensions=[PerMessageDeflate()]
+        )
         self.site = self.makeSite()
         yield self.listen("tcp:0:interface=127.0.0.1")
 
@@ -322,6 +325,49 @@ class SiteTests(TestCase):
         self.assertTrue(Echo.instances[0].ownsTransport)
         status = yield self.http.get(self.url("/api/status"))
         self.assertEqual(json.loads((yield status.content())), {"connections": 0})
+
+    @inlineCallbacks
+    def test_ourClient(self):
+        """twisted_ws's own client: an echo, and a refusal's status and body."""
+        try:
+            from twisted_ws.client import WebSocketHandshakeRejected, connectWS
+        except ImportError:  # pragma: no cover
+            raise self.skipTest("twisted_ws.client is not available")
+
+        class Client(WebSocketProtocol):
+            def connectionMade(self):
+                self.received = Deferred()
+
+            def messageReceived(self, message):
+                self.received.callback(message)
+
+        client = yield connectWS(self.url("/deep/er/ws", "ws"), Client, reactor=reactor)
+        client.sendMessage("ours ✓")
+        self.assertEqual((yield client.received), "ours ✓")
+        info = yield client.close()
+        self.assertTrue(info.wasClean)
+        yield Echo.instances[0].closed
+
+        refused = yield self.assertFailure(
+            connectWS(self.url("/ws?deny=403", "ws"), Client, reactor=reactor),
+            WebSocketHandshakeRejected,
+        )
+        self.assertEqual((refused.status, refused.body), (403, b"denied with 403\n"))
+
+    @inlineCallbacks
+    def test_extensionsNegotiatedAsOnAPlainListener(self):
+        """websockets offers permessage-deflate; the factory's extension answers."""
+
+        def client(url):
+            with connect(url) as ws:
+                ws.send("squeeze me " * 100)
+                return ws.response.headers.get("Sec-WebSocket-Extensions"), ws.recv(timeout=DEADLINE)
+
+        extensions, echoed = yield deferToThread(client, self.url(scheme="ws"))
+        self.assertIn("permessage-deflate", extensions)
+        self.assertEqual(echoed, "squeeze me " * 100)
+        yield Echo.instances[0].closed
+        self.assertEqual(len(Echo.instances[0].extensions), 1)
 
     @inlineCallbacks
     def test_nestedPathAndVirtualHost(self):
