@@ -119,8 +119,10 @@ def main(argv: list[str] | None = None) -> None:
     def listening(port):
         address = port.getHost()
         base = f"{args.host}:{address.port}"
+        # No punctuation right after the ws:// URL: CI takes the first
+        # "ws://" up to the next space as the address to test.
         print(
-            f"web site listening on http://{base}/ (WebSocket echo at ws://{base}/ws)",
+            f"web site listening on http://{base}/ with a WebSocket echo at ws://{base}/ws",
             flush=True,
         )
 

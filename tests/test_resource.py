@@ -689,3 +689,44 @@ class HTTP2Refusal(TestCase):
         self.assertEqual(results[3]["status"], b"505")
         self.assertIn(b"HTTP/1.1", results[3]["body"])
         self.assertEqual(factory.open, 0)
+
+
+def test_exampleWebSite():
+    """examples/web_site.py: one port, the page, the JSON status, 426 and the echo."""
+    import select
+    import subprocess
+    import sys
+    import urllib.error
+    import urllib.request
+
+    example = Path(__file__).resolve().parent.parent / "examples" / "web_site.py"
+    process = subprocess.Popen(
+        [sys.executable, str(example), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        ready, _, _ = select.select([process.stdout], [], [], DEADLINE)
+        assert ready, "the example did not start"
+        line = process.stdout.readline()
+        base = line.split("listening on ")[1].split()[0]
+        wsURL = line.split()[-1]
+        assert wsURL == base.replace("http://", "ws://") + "ws", line
+        with urllib.request.urlopen(base, timeout=DEADLINE) as page:
+            assert b"new WebSocket" in page.read()
+        try:
+            urllib.request.urlopen(base + "ws", timeout=DEADLINE)
+        except urllib.error.HTTPError as e:
+            assert e.code == 426
+        else:
+            raise AssertionError("a plain GET to /ws should answer 426")
+        with connect(wsURL) as ws:
+            ws.send("example")
+            assert ws.recv(timeout=DEADLINE) == "example"
+            with urllib.request.urlopen(base + "api/status", timeout=DEADLINE) as status:
+                assert json.loads(status.read())["connections"] == 1
+    finally:
+        process.terminate()
+        process.wait(timeout=DEADLINE)
+        process.stdout.close()
