@@ -69,6 +69,7 @@ setup(
     ],
     extras_require={
         "test": [
+            "Twisted[tls,http2]>=23.10",
             "pytest>=7",
             "hypothesis>=6",
             "websockets>=12",

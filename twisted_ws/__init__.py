@@ -22,6 +22,7 @@ from .core.errors import HandshakeError, ProtocolError, WebSocketError
 from .core.handshake import HandshakeRequest
 from .core.options import WebSocketOptions
 from .protocol import ConnectionClosed, MessageWriter, WebSocketProtocol
+from .resource import WebSocketResource
 from .server import ServerHandshakeProtocol, WebSocketServerFactory
 from .client import (
     ReconnectingWebSocketClient,
@@ -56,6 +57,7 @@ __all__ = [
     "WebSocketProxyError",
     "WebSocketOptions",
     "WebSocketProtocol",
+    "WebSocketResource",
     "WebSocketServerFactory",
     "connectWS",
 ]
