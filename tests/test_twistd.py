@@ -23,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from contextlib import ExitStack, closing
 from pathlib import Path
 
@@ -36,7 +37,7 @@ from websockets.sync.client import connect, unix_connect
 import twisted_ws
 from twisted_ws.core.frames import FrameParser
 from twisted_ws.service import EchoProtocol, Options, makeService
-from wshelpers import makeCertificate, upgradeRequest
+from wshelpers import clientFrame, makeCertificate, upgradeRequest
 
 DEADLINE = 20.0  # seconds for a server to start, or a process to exit
 
@@ -335,7 +336,7 @@ def test_noDeflateAndOrigins(startServer) -> None:
 
 
 def test_broadcastStaysInItsRoom(startServer) -> None:
-    server = startServer(*LOCAL, "--mode", "broadcast")
+    server = startServer(*LOCAL, "--mode", "broadcast", "--status", "/_status")
     with ExitStack() as stack:
         lobby = [stack.enter_context(connect(server.url("/chat/lobby"))) for _ in range(3)]
         kitchen = [stack.enter_context(connect(server.url("/chat/kitchen"))) for _ in range(2)]
@@ -355,6 +356,15 @@ def test_broadcastStaysInItsRoom(startServer) -> None:
         kitchen[0].send("end")
         for ws in lobby + kitchen:
             assert ws.recv(5) == "end"
+        # Without --static the WebSocket answers on every path but --status.
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/_status", timeout=DEADLINE) as r:
+            status = json.loads(r.read())
+        assert status["mode"] == "broadcast"
+        assert status["rooms"] == 2
+        assert status["roomMembers"] == {"/chat/lobby": 3, "/chat/kitchen": 2}
+        assert status["connectionsOpen"] == 5
+        assert status["messagesIn"] == 7
+        assert status["messagesOut"] == 3 * 3 + 2 * 2 + 5
 
 
 def _rawConnect(port: int, path: str, recvBuffer: int | None = None) -> socket.socket:
@@ -505,6 +515,70 @@ def test_bridgeToTcpBackend(startServer, echoBackend) -> None:
             ws.recv(10)
         assert ws.close_code == 1000
     server.waitFor(r"WebSocket closed: .* code=1000 reason='' clean=True by=peer sent=1000")
+
+
+def _sendUntilBlocked(sock: socket.socket, chunk: bytes, limit: int) -> int:
+    """Send C{chunk} repeatedly until the peer stops taking data (1 s) or C{limit}."""
+    sock.settimeout(1.0)
+    total = 0
+    while total < limit:
+        try:
+            sent = sock.send(chunk)
+        except TimeoutError:
+            return total
+        total += sent
+        if sent < len(chunk):
+            chunk = chunk[sent:] + chunk[:sent]  # keep the frame stream aligned
+    return total
+
+
+def test_bridgeFlowControlBothWays(startServer) -> None:
+    """
+    Neither side can make the bridge buffer without bound: a backend that
+    does not read stops the WebSocket from being read, and a browser that
+    does not read stops the backend from being read.
+    """
+    limit = 64 << 20  # far more than all the socket buffers on the way
+    backendListener = socket.socket()
+    backendListener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    backendListener.bind(("127.0.0.1", 0))
+    backendListener.listen(1)
+    backendListener.settimeout(DEADLINE)
+    port = backendListener.getsockname()[1]
+    server = startServer(*LOCAL, "--mode", "bridge", "--target", f"tcp:127.0.0.1:{port}")
+    with closing(backendListener):
+        client = _rawConnect(server.port, "/", recvBuffer=4096)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        backend, _ = backendListener.accept()
+        with closing(client), closing(backend):
+            backend.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            # WebSocket to a backend that does not read.
+            frame = clientFrame(0x2, b"w" * 65536)
+            sentByClient = _sendUntilBlocked(client, frame, limit)
+            assert sentByClient < limit / 2, sentByClient
+            # A backend that does not read... then reads: everything arrives.
+            expected = (sentByClient // len(frame)) * 65536
+            received = 0
+            backend.settimeout(5)
+            while received < expected:
+                data = backend.recv(1 << 20)
+                assert data, "the bridge closed the backend connection"
+                received += len(data)
+            # Backend to a WebSocket client that does not read.
+            sentByBackend = _sendUntilBlocked(backend, b"b" * 65536, limit)
+            assert sentByBackend < limit / 2, sentByBackend
+            # The client reads: the backend's bytes come as binary messages.
+            parser = FrameParser(requireMask=False)
+            got = 0
+            client.settimeout(5)
+            while got < sentByBackend:
+                data = client.recv(1 << 20)
+                assert data, "the bridge closed the WebSocket"
+                for opcode, _fin, _rsv, payload, _part in parser.feed(data):
+                    assert opcode in (0x2, 0x0), opcode
+                    assert payload.count(b"b") == len(payload)
+                    got += len(payload)
+            assert got == sentByBackend
 
 
 def test_bridgeBackendUnreachable(startServer) -> None:
