@@ -23,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from contextlib import ExitStack, closing
 from pathlib import Path
@@ -275,6 +276,21 @@ def test_badOptionsGiveAClearError(twistd: Twistd, tmp_path: Path, args, message
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert message in output, output
+    assert "Traceback" not in output, output
+
+
+def test_portInUseGivesAClearError(twistd: Twistd, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = twistd.run(
+            ["-n", "--pidfile=", "websocket", "--listen", f"tcp:{port}:interface=127.0.0.1"], tmp_path
+        )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert f"cannot listen: Couldn't listen on 127.0.0.1:{port}" in output, output
+    assert "Address already in use" in output
     assert "Traceback" not in output, output
 
 
@@ -656,6 +672,24 @@ def test_sigtermClosesEveryoneWith1001(startServer) -> None:
     server.waitFor(r"stopping: closing 5 WebSocket connections with 1001")
     server.waitFor(r"aborting 1 WebSocket connections")
     server.waitFor(r"Server Shut Down")
+
+
+def test_staticWithTheWebSocketAtTheRoot(startServer, tmp_path: Path) -> None:
+    """--path /: every path is both a file URL and a WebSocket URL."""
+    site = tmp_path / "site"
+    (site / "css").mkdir(parents=True)
+    (site / "css" / "a.css").write_text("body {}")
+    server = startServer(*LOCAL, "--static", str(site), "--path", "/", "--status", "/stats")
+    base = f"http://127.0.0.1:{server.port}"
+    with urllib.request.urlopen(base + "/css/a.css", timeout=DEADLINE) as r:
+        assert r.read() == b"body {}"
+    with pytest.raises(urllib.error.HTTPError, match="404"):
+        urllib.request.urlopen(base + "/css/missing.css", timeout=DEADLINE)
+    with connect(server.url("/css/a.css")) as ws:
+        ws.send("both")
+        assert ws.recv(5) == "both"
+    with urllib.request.urlopen(base + "/stats", timeout=DEADLINE) as r:
+        assert json.loads(r.read())["connectionsTotal"] == 1
 
 
 # -- static files, the WebSocket and the status page on one port (treq) -----------

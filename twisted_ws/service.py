@@ -28,6 +28,7 @@ from typing import Any
 
 from twisted.application import internet, service
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import (
     IDelayedCall,
     IReactorTime,
@@ -261,9 +262,19 @@ class _AnnouncingEndpoint:
 
 
 class _ListenerService(internet.StreamServerEndpointService):
-    # A port that cannot be opened stops twistd at start-up with the
-    # reason, instead of a server that runs and listens nowhere.
+    """
+    A listener that cannot listen stops the program at start-up with the
+    reason (no traceback), instead of a server that runs and listens
+    nowhere.
+    """
+
     _raiseSynchronously = True
+
+    def privilegedStartService(self) -> None:
+        try:
+            super().privilegedStartService()
+        except CannotListenError as e:
+            raise SystemExit(f"twisted_ws: cannot listen: {e}") from None
 
 
 class WebSocketService(service.MultiService):
@@ -450,6 +461,10 @@ def _buildSite(
                 request.prepath, request.postpath = segments, []
                 return status
             if segments[: len(wsSegments)] == wsSegments:
+                if not wsSegments:
+                    # The WebSocket (and its fallback, the files) own the
+                    # root: give the leaf the whole path.
+                    request.postpath.insert(0, request.prepath.pop())
                 return webSocket
             if static is not None:
                 return static.getChildWithDefault(name, request)
