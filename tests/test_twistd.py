@@ -532,6 +532,25 @@ def test_bridgeToTcpBackend(startServer, echoBackend) -> None:
         assert ws.close_code == 1000
     server.waitFor(r"WebSocket closed: .* code=1000 reason='' clean=True by=peer sent=1000")
 
+    # Frames sent with the upgrade request, before the backend connection
+    # exists, are kept (bounded) and delivered once it does.
+    with socket.create_connection(("127.0.0.1", server.port), timeout=DEADLINE) as sock:
+        sock.sendall(upgradeRequest("/") + clientFrame(0x2, b"early bird"))
+        data = b""
+        payload = b""
+        for _ in range(100):
+            if len(payload) >= 10:
+                break
+            chunk = sock.recv(65536)
+            assert chunk, data
+            data += chunk
+            if b"\r\n\r\n" not in data:
+                continue
+            head, _, rest = data.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 101"), head
+            payload = b"".join(p for _, _, _, p, _ in FrameParser(requireMask=False).feed(rest))
+        assert payload == b"early bird"
+
 
 def _sendUntilBlocked(sock: socket.socket, chunk: bytes, limit: int) -> int:
     """Send C{chunk} repeatedly until the peer stops taking data (1 s) or C{limit}."""
