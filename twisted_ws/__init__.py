@@ -18,6 +18,7 @@ glue it to Twisted.
 
 from .core.acceptance import DEFAULT_SUBPROTOCOL, Accept, Reject
 from .core.closecodes import CloseCode, CloseInfo
+from .core.deflate import ClientPerMessageDeflate, DeflateExtension, PerMessageDeflate
 from .core.errors import HandshakeError, ProtocolError, WebSocketError
 from .core.handshake import HandshakeRequest
 from .core.options import WebSocketOptions
@@ -38,13 +39,16 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Accept",
+    "ClientPerMessageDeflate",
     "CloseCode",
     "CloseInfo",
     "ConnectionClosed",
     "DEFAULT_SUBPROTOCOL",
+    "DeflateExtension",
     "HandshakeError",
     "HandshakeRequest",
     "MessageWriter",
+    "PerMessageDeflate",
     "ProtocolError",
     "ReconnectingWebSocketClient",
     "Reject",
