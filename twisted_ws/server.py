@@ -15,10 +15,11 @@ request first.
 from __future__ import annotations
 
 import fnmatch
+from inspect import iscoroutine
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime, ISSLTransport
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
@@ -215,6 +216,7 @@ class ServerHandshakeProtocol(Protocol):
         self._request: HandshakeRequest | None = None
         self._done = False
         self._readAhead = b""
+        self._paused = False
         self._delegate: WebSocketProtocol | None = None
 
     def connectionMade(self) -> None:
@@ -247,10 +249,25 @@ class ServerHandshakeProtocol(Protocol):
         request.secure = ISSLTransport.providedBy(self.transport)
         self._request = request
         self._readAhead = self._parser.rest
+        try:
+            decision = self.factory.acceptRequest(request)
+        except BaseException:
+            self._refused(Failure())
+            return
+        if iscoroutine(decision):
+            decision = Deferred.fromCoroutine(decision)
+        if not isinstance(decision, Deferred):
+            # Decided at once (the common case): no Deferred, no pausing.
+            try:
+                self._accepted(decision)
+            except BaseException:
+                self._internalError(Failure())
+            return
         self.transport.pauseProducing()
-        d = self._decision = maybeDeferred(self.factory.acceptRequest, request)
-        d.addCallbacks(self._accepted, self._refused)
-        d.addErrback(self._internalError)
+        self._paused = True
+        self._decision = decision
+        decision.addCallbacks(self._accepted, self._refused)
+        decision.addErrback(self._internalError)
 
     def _accepted(self, decision: Any) -> None:
         self._decision = None
@@ -270,7 +287,8 @@ class ServerHandshakeProtocol(Protocol):
         if not switchProtocol(transport, self, protocol):
             self._delegate = protocol
         protocol.makeConnection(transport)
-        transport.resumeProducing()
+        if self._paused:
+            transport.resumeProducing()
         rest, self._readAhead = self._readAhead, b""
         if rest and protocol.connected:
             protocol.dataReceived(rest)

@@ -18,6 +18,7 @@ import base64
 import binascii
 import hashlib
 import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -219,6 +220,18 @@ def selectSubprotocol(offered: Sequence[str], supported: Sequence[str]) -> str |
     return None
 
 
+#: What a formatted Sec-WebSocket-Extensions value may contain: tokens,
+#: separators and quotes, never a line break.
+_EXTENSIONS_VALUE_RE = re.compile(r'[!#$%&\'*+\-.^_`|~0-9A-Za-z ;,="\t]*')
+
+_ACCEPT_HEAD = (
+    b"HTTP/1.1 101 Switching Protocols\r\n"
+    b"Upgrade: websocket\r\n"
+    b"Connection: Upgrade\r\n"
+    b"Sec-WebSocket-Accept: "
+)
+
+
 def _checkExtraHeaders(extraHeaders: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     extra = list(extraHeaders)
     for name, _ in extra:
@@ -242,6 +255,21 @@ def buildAcceptResponse(
     """
     if subprotocol is not None and subprotocol not in request.protocols:
         raise ValueError(f"subprotocol {subprotocol!r} was not offered by the client")
+    extra = _checkExtraHeaders(extraHeaders)
+    if extensionsHeader is not None and _EXTENSIONS_VALUE_RE.fullmatch(extensionsHeader) is None:
+        raise ValueError(f"invalid Sec-WebSocket-Extensions value {extensionsHeader!r}")
+    if not extra:
+        # The common case, built directly: every value here is already
+        # known to be safe (the key was validated, the subprotocol is one
+        # of the client's validated tokens, the extensions header was
+        # formatted from tokens).
+        parts = [_ACCEPT_HEAD, computeAcceptKey(request.key).encode("ascii"), b"\r\n"]
+        if subprotocol is not None:
+            parts += (b"Sec-WebSocket-Protocol: ", subprotocol.encode("ascii"), b"\r\n")
+        if extensionsHeader is not None:
+            parts += (b"Sec-WebSocket-Extensions: ", extensionsHeader.encode("latin-1"), b"\r\n")
+        parts.append(b"\r\n")
+        return b"".join(parts)
     headers = [
         ("Upgrade", "websocket"),
         ("Connection", "Upgrade"),
@@ -251,7 +279,7 @@ def buildAcceptResponse(
         headers.append(("Sec-WebSocket-Protocol", subprotocol))
     if extensionsHeader is not None:
         headers.append(("Sec-WebSocket-Extensions", extensionsHeader))
-    headers += _checkExtraHeaders(extraHeaders)
+    headers += extra
     return formatResponse(101, None, headers)
 
 
