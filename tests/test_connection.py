@@ -984,3 +984,54 @@ def test_handlerRepliesFromCallback():
         (OP_TEXT, True, 0, b"B"),
         (OP_CLOSE, True, 0, b"\x03\xe8"),
     ]
+
+
+# -- write batching -----------------------------------------------------------
+
+
+class EchoRecorder(Recorder):
+    def __init__(self):
+        super().__init__()
+        self.conn = None
+
+    def textMessageReceived(self, text):
+        super().textMessageReceived(text)
+        self.conn.sendMessage(text)
+
+
+def test_writesAreBatchedPerRead():
+    """Echoes and pongs produced while one read is processed go out in one write."""
+    e = Endpoint()
+    e.handler = EchoRecorder()
+    e.conn = WebSocketConnection(e.handler, e.written.append)
+    e.handler.conn = e.conn
+    e.recv(e.frame(OP_TEXT, b"a"), e.frame(OP_PING, b"p"), e.frame(OP_TEXT, b"b"))
+    assert len(e.written) == 1
+    assert e.sentFrames() == [
+        (OP_TEXT, True, 0, b"a"),
+        (OP_PONG, True, 0, b"p"),
+        (OP_TEXT, True, 0, b"b"),
+    ]
+    # Outside receiveData, writes go straight out.
+    e.conn.sendMessage("c")
+    assert len(e.written) == 2
+
+
+def test_largeBatchesAreHandedOverEarly():
+    """A read that makes a lot of output writes it every 64 KiB, so the
+    transport can ask us to pause before everything is produced."""
+    e = Endpoint()
+    e.handler = EchoRecorder()
+    sizes = []
+
+    def write(data):
+        sizes.append(len(data))
+        e.written.append(data)
+
+    e.conn = WebSocketConnection(e.handler, write)
+    e.handler.conn = e.conn
+    e.recv(*[e.frame(OP_TEXT, b"x" * 10_000) for _ in range(20)])
+    assert len(sizes) > 2
+    assert max(sizes) < 65536 + 10_010
+    assert sum(sizes) == sum(len(w) for w in e.written)
+    assert [len(p) for op, _, _, p in e.sentFrames()] == [10_000] * 20

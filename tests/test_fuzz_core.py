@@ -71,17 +71,18 @@ class Watcher:
         self.writes += 1
         pieces = self.parser.feed(data)
         assert self.parser.error is None, self.parser.error
-        # Each write is exactly one whole frame.
-        assert len(pieces) == 1 and pieces[0][4] == WHOLE, pieces
+        # Each write holds whole frames (several when they were batched).
+        assert pieces and all(piece[4] == WHOLE for piece in pieces), pieces
         assert self.parser._buf == b""
-        opcode, fin, rsv, payload, _ = pieces[0]
-        assert rsv == 0
-        if opcode == OP_CLOSE:
-            self.closeWritten = True
-            if payload:
-                code = int.from_bytes(payload[:2], "big")
-                assert isValidWireCode(code), code
-                payload[2:].decode("utf-8")
+        for opcode, fin, rsv, payload, _ in pieces:
+            assert not self.closeWritten, "a frame after our Close"
+            assert rsv == 0
+            if opcode == OP_CLOSE:
+                self.closeWritten = True
+                if payload:
+                    code = int.from_bytes(payload[:2], "big")
+                    assert isValidWireCode(code), code
+                    payload[2:].decode("utf-8")
 
 
 def run(stream: bytes, cuts, streaming=False, maxMessageSize=1 << 20):

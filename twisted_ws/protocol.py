@@ -377,6 +377,8 @@ class WebSocketProtocol(Protocol):
         if self._droppingTcp:
             return
         self._droppingTcp = True
+        if self._conn is not None:
+            self._conn.flushPending()
         # A registered producer would hold loseConnection() up: unregister
         # first, the close timer still aborts a peer that never reads.
         self.transport.unregisterProducer()

@@ -106,6 +106,8 @@ class WebSocketConnection:
         "_msgChunks",
         "_msgSize",
         "_parserErrorSeen",
+        "_batch",
+        "_batchSize",
     )
 
     def __init__(
@@ -154,11 +156,51 @@ class WebSocketConnection:
         self._msgChunks: list | None = None
         self._msgSize = 0
         self._parserErrorSeen = False
+        self._batch: list[bytes] | None = None
+        self._batchSize = 0
 
     # -- receiving --------------------------------------------------------
 
     def receiveData(self, data: bytes) -> None:
-        """Process bytes received from the peer."""
+        """
+        Process bytes received from the peer.
+
+        Everything written meanwhile (echoes, pongs, a Close) is gathered and
+        handed to C{write} in one piece at the end, or every 64 KiB: one
+        transport write per read rather than one per frame.
+        """
+        if self._batch is not None:
+            self._receive(data)  # re-entered from a handler callback
+            return
+        self._batch = []
+        try:
+            self._receive(data)
+        finally:
+            self.flushPending()
+
+    def flushPending(self) -> None:
+        """Write what L{receiveData} has gathered so far, now."""
+        batch = self._batch
+        if batch is not None:
+            self._batch = None
+            self._batchSize = 0
+            if batch:
+                self._write(batch[0] if len(batch) == 1 else b"".join(batch))
+
+    def _emit(self, data: bytes) -> None:
+        batch = self._batch
+        if batch is None:
+            self._write(data)
+            return
+        batch.append(data)
+        self._batchSize += len(data)
+        if self._batchSize >= 65536:
+            # Hand large output over early so the transport's flow control
+            # (pauseWriting) applies to it.
+            self.flushPending()
+            self._batch = []
+
+    def _receive(self, data: bytes) -> None:
         parser = self._parser
         handler = self.handler
         streaming = self.streaming
@@ -382,9 +424,9 @@ class WebSocketConnection:
     def _writeFrame(self, opcode: int, payload: bytes, fin: bool = True, rsv: int = 0) -> None:
         if self.isClient:
             key = self._maskKey(4)
-            self._write(buildFrameHeader(opcode, len(payload), fin, rsv, key) + mask(payload, key))
+            self._emit(buildFrameHeader(opcode, len(payload), fin, rsv, key) + mask(payload, key))
         else:
-            self._write(buildFrameHeader(opcode, len(payload), fin, rsv) + payload)
+            self._emit(buildFrameHeader(opcode, len(payload), fin, rsv) + payload)
 
     def ping(self, payload: bytes = b"") -> bool:
         """Send a Ping (at most 125 bytes); C{False} once closing."""
