@@ -23,8 +23,10 @@ from .core.errors import HandshakeError, ProtocolError, WebSocketError
 from .core.handshake import HandshakeRequest
 from .core.options import WebSocketOptions
 from .protocol import ConnectionClosed, MessageWriter, WebSocketProtocol
+from .portsharing import PortSharingFactory
 from .resource import WebSocketResource
 from .server import ServerHandshakeProtocol, WebSocketServerFactory
+from .stream import StreamOverWebSocketFactory, StreamOverWebSocketProtocol
 from .client import (
     ReconnectingWebSocketClient,
     WebSocketClientEndpoint,
@@ -49,10 +51,13 @@ __all__ = [
     "HandshakeRequest",
     "MessageWriter",
     "PerMessageDeflate",
+    "PortSharingFactory",
     "ProtocolError",
     "ReconnectingWebSocketClient",
     "Reject",
     "ServerHandshakeProtocol",
+    "StreamOverWebSocketFactory",
+    "StreamOverWebSocketProtocol",
     "WebSocketClientEndpoint",
     "WebSocketClientFactory",
     "WebSocketError",
