@@ -208,6 +208,12 @@ class TLSAndUNIXTests(LoopbackMixin, TestCase):
             f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}"
         )
         context = ssl.create_default_context(cafile=str(cert))
+        # The websockets sync client, run in a thread of the server's own
+        # process, rarely loses its upgrade request under TLS 1.3 (seen about
+        # once in a few hundred connections, never with the client in its own
+        # process, nor with single-threaded TLS 1.3 clients): keep this test
+        # on TLS 1.2; TLS 1.3 is covered by test_client.py.
+        context.maximum_version = ssl.TLSVersion.TLSv1_2
 
         def client(url):
             with connect(url, ssl=context, server_hostname="localhost") as ws:
