@@ -505,3 +505,24 @@ def test_formatRequestBadTarget(target: str) -> None:
 def test_formatRequestBadMethod() -> None:
     with pytest.raises(ValueError):
         formatRequest("G T", "/", [])
+
+
+def test_compactHeadersAreParsedAgainOnDemand() -> None:
+    """
+    A server keeps every request's headers; compact() drops the parsed
+    form of a head that came through the fast path and gives the same
+    answers afterwards.
+    """
+    parser = HeadParser(True)
+    head = parser.feed(
+        b"GET / HTTP/1.1\r\nHost: h\r\nX-Multi: a\r\nx-multi:  b \r\nConnection: keep-alive, Upgrade\r\n\r\n"
+    )
+    headers = head.headers
+    before = (list(headers.items()), headers.getAll("X-MULTI"), headers.getCommaList("connection"))
+    headers.compact()
+    assert headers._pairsList is None, "the parsed form was dropped"
+    assert (list(headers.items()), headers.getAll("X-MULTI"), headers.getCommaList("connection")) == before
+    assert before[1] == ["a", "b"]
+    headers.add("X-New", "1")
+    headers.compact()  # no raw block any more: nothing is dropped
+    assert headers.get("x-new") == "1" and len(headers) == 5

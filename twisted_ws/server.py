@@ -163,6 +163,7 @@ class WebSocketServerFactory(Factory):
             extraHeaders=[*accept.headers, *extraHeaders],
         )
         protocol = self.buildWebSocketProtocol(request)
+        request.headers.compact()
         protocol.request = request
         protocol.subprotocol = subprotocol  # type: ignore[assignment]
         protocol.extensions = extensions

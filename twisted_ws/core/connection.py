@@ -146,7 +146,8 @@ class WebSocketConnection:
         self.closeReceived: tuple[int, str] | None = None
         self.failure: ProtocolError | None = None
         self.paused = False
-        self._queue: deque[list] = deque()
+        # Created when something must wait (most connections never queue).
+        self._queue: deque[list] | None = None
         self._queuedBytes = 0
         self._sendingStream = False
         self._maskKey = maskKey
@@ -325,7 +326,7 @@ class WebSocketConnection:
         if self.closeSent is None:
             # Answer at once, even when data is still queued: the peer has
             # stopped and will not read further messages (RFC 6455 §5.5.1).
-            self._queue.clear()
+            self._queue = None
             self._queuedBytes = 0
             self.closing = True
             replyCode = CloseCode.NORMAL_CLOSURE if code == CloseCode.NO_STATUS_RECEIVED else code
@@ -391,6 +392,8 @@ class WebSocketConnection:
         return True
 
     def _enqueue(self, entry: list) -> None:
+        if self._queue is None:
+            self._queue = deque()
         self._queue.append(entry)
         self._queuedBytes += len(entry[2])
         if not self.paused:
@@ -398,9 +401,12 @@ class WebSocketConnection:
 
     def _flush(self) -> None:
         """Write queued frames until the queue is empty or the transport is full."""
-        queue = self._queue
         size = self.fragmentSize
-        while queue and not self.paused:
+        while not self.paused:
+            queue = self._queue  # fail() or a peer's Close may drop it meanwhile
+            if not queue:
+                self._queue = None
+                return
             entry = queue[0]
             opcode, rsv, payload, offset, fin = entry
             if opcode == OP_CLOSE:
@@ -472,7 +478,7 @@ class WebSocketConnection:
             self.failure = ProtocolError(code, reason)
         self._msgChunks = None
         self._msgDecoder = self._msgUtf8 = None
-        self._queue.clear()
+        self._queue = None
         self._queuedBytes = 0
         self.closing = True
         if self.closeSent is None:

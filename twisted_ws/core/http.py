@@ -84,16 +84,54 @@ class Headers:
     HTTP field names are case-insensitive.
     """
 
-    def __init__(self, pairs: Iterable[tuple[str, str]] = ()) -> None:
-        self._pairs: list[tuple[str, str]] = []
-        self._index: dict[str, list[str]] = {}
+    __slots__ = ("_pairsList", "_indexDict", "_raw")
+
+    def __init__(self, pairs: Iterable[tuple[str, str]] = (), raw: str | None = None) -> None:
+        """
+        @param raw: the header block the pairs were parsed from (each field
+            a well-formed C{name: value} line ending in CRLF), kept so that
+            L{compact} can drop the parsed form.
+        """
+        self._pairsList: list[tuple[str, str]] | None = []
+        self._indexDict: dict[str, list[str]] | None = {}
+        self._raw = raw
         for name, value in pairs:
             self.add(name, value)
+
+    def compact(self) -> None:
+        """
+        Keep only the raw header block; parse it again if asked.
+
+        A server keeps every connection's upgrade request for the
+        application, and the parsed form costs several times the raw text:
+        dropping it after the handshake keeps idle connections small.
+        """
+        if self._raw is not None:
+            self._pairsList = self._indexDict = None
+
+    @property
+    def _pairs(self) -> list[tuple[str, str]]:
+        if self._pairsList is None:
+            self._expand()
+        return self._pairsList  # type: ignore[return-value]
+
+    @property
+    def _index(self) -> dict[str, list[str]]:
+        if self._indexDict is None:
+            self._expand()
+        return self._indexDict  # type: ignore[return-value]
+
+    def _expand(self) -> None:
+        self._pairsList, self._indexDict = [], {}
+        for name, value in _FIELD_RE.findall(self._raw or ""):
+            self._pairsList.append((name, value))
+            self._indexDict.setdefault(name.lower(), []).append(value)
 
     def add(self, name: str, value: str) -> None:
         """Append one field, keeping any earlier ones of the same name."""
         self._pairs.append((name, value))
         self._index.setdefault(name.lower(), []).append(value)
+        self._raw = None  # the raw block no longer tells the whole story
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of C{name}, or C{default} when absent."""
@@ -330,7 +368,8 @@ class HeadParser:
         if len(fields) != lines:
             return None
         self._parseStartLine(data[:firstEnd])
-        self._headers = Headers(fields)
+        headers = self._headers = Headers(fields)
+        headers._raw = text
         self._finished = True
         self.rest = data[end + 4 :]
         return self._makeHead()
