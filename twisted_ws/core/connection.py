@@ -416,10 +416,12 @@ class WebSocketConnection:
             remaining = len(payload) - offset
             if size is None or remaining <= size:
                 queue.popleft()
-                chunk = payload[offset:] if offset else payload
+                chunk = memoryview(payload)[offset:] if offset else payload
                 last = fin
             else:
-                chunk = payload[offset : offset + size]
+                # A view, not a slice: the fragment is copied once, into
+                # the frame written.
+                chunk = memoryview(payload)[offset : offset + size]
                 entry[0] = OP_CONTINUATION
                 entry[1] = 0
                 entry[3] = offset + size
