@@ -22,18 +22,11 @@ the caller passes (UNIX sockets, SSH channels, ...).
 
 from __future__ import annotations
 
-import base64
-import os
-import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
 
-from twisted.application.internet import ClientService
-from twisted.application.service import Service
 from twisted.internet import error
-from twisted.internet.defer import CancelledError, Deferred, fail, succeed
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.interfaces import IDelayedCall, IReactorTime, IStreamClientEndpoint
 from twisted.internet.protocol import ClientFactory, Factory, Protocol
@@ -42,8 +35,8 @@ from twisted.protocols.policies import ProtocolWrapper
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from .core.closecodes import CloseCode
-from .core.errors import HandshakeError, WebSocketError
+from ._waiters import Waiters
+from .core.errors import HandshakeError
 from .core.extensions import (
     ClientExtensionFactory,
     acceptClientExtensions,
@@ -57,10 +50,13 @@ from .core.handshake import (
     validateRequest,
     validateResponse,
 )
-from .core.http import HeadParser, ResponseHead, formatRequest
+from .core.http import HeadParser, ResponseHead
 from .core.options import WebSocketOptions
+from .core.urls import WebSocketURL, parseURL
 from .protocol import WebSocketProtocol, _defaultClock, setNoDelay
+from .proxy import WebSocketProxyError, parseProxyURL, selectProxy, HTTPTunnelEndpoint
 from .switching import switchProtocol
+from .tlsoptions import clientConnectionCreator
 
 __all__ = [
     "WebSocketURL",
@@ -115,22 +111,6 @@ class WebSocketHandshakeRejected(HandshakeError):
         return None
 
 
-class WebSocketProxyError(WebSocketError, error.ConnectError):
-    """
-    The HTTP proxy did not open the tunnel: C{status} is its HTTP status
-    (407: authentication required, 403: destination forbidden, ...), or 502
-    when its answer was unusable or it closed the connection.
-    """
-
-    def __init__(self, status: int, reason: str, headers: Sequence[tuple[str, str]] = ()) -> None:
-        error.ConnectError.__init__(self, string=f"proxy: {status} {reason}")
-        self.status = status
-        self.reason = reason
-        self.headers = list(headers)
-
-    def __str__(self) -> str:
-        return f"HTTP proxy refused the tunnel: {self.status} {self.reason}"
-
 
 class WebSocketOpenTimeout(error.TimeoutError):
     """
@@ -145,89 +125,6 @@ class WebSocketOpenTimeout(error.TimeoutError):
     def __str__(self) -> str:
         return f"timed out: the WebSocket did not open within {self.timeout} seconds"
 
-
-# -- URLs ---------------------------------------------------------------------
-
-# Everything printable in ASCII stays as written; spaces and non-ASCII text
-# are percent-encoded (the request line allows nothing else).
-_SAFE_IN_TARGET = "".join(chr(c) for c in range(0x21, 0x7F))
-
-
-@dataclass(frozen=True)
-class WebSocketURL:
-    """
-    A parsed C{ws://} / C{wss://} URL.
-
-    @ivar host: the host name (IDNA-encoded) or IP address, without the
-        brackets of an IPv6 literal.
-    @ivar resource: the request target: path and C{?query}.
-    """
-
-    secure: bool
-    host: str
-    port: int
-    resource: str
-
-    @property
-    def defaultPort(self) -> int:
-        return 443 if self.secure else 80
-
-    @property
-    def hostHeader(self) -> str:
-        """The C{Host} header: brackets around IPv6, the port if not default."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return host if self.port == self.defaultPort else f"{host}:{self.port}"
-
-    @property
-    def authority(self) -> str:
-        """C{host:port}, as a proxy's C{CONNECT} wants it."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
-
-    def __str__(self) -> str:
-        return f"{'wss' if self.secure else 'ws'}://{self.hostHeader}{self.resource}"
-
-
-def parseURL(url: str | WebSocketURL) -> WebSocketURL:
-    """
-    Parse a WebSocket URL (RFC 6455 section 3).
-
-    @raise ValueError: not C{ws}/C{wss}, no host, a bad port, a fragment
-        (forbidden by RFC 6455) or user info (pass an C{Authorization}
-        header instead, so credentials never end up in logged URLs).
-    """
-    if isinstance(url, WebSocketURL):
-        return url
-    if not isinstance(url, str):
-        raise TypeError(f"URL must be a str, not {type(url).__name__}")
-    parts = urlsplit(url.strip())
-    scheme = parts.scheme.lower()
-    if scheme not in ("ws", "wss"):
-        raise ValueError(f"not a WebSocket URL (ws:// or wss://): {url!r}")
-    if "#" in url:
-        raise ValueError(f"WebSocket URLs cannot have a fragment: {url!r}")
-    if "@" in parts.netloc:
-        raise ValueError("user info in WebSocket URLs is not supported; pass an Authorization header")
-    host = parts.hostname
-    if not host:
-        raise ValueError(f"WebSocket URL has no host: {url!r}")
-    try:
-        port = parts.port
-    except ValueError:
-        raise ValueError(f"invalid port in WebSocket URL: {url!r}") from None
-    if not host.isascii():
-        try:
-            host = host.encode("idna").decode("ascii")
-        except UnicodeError:
-            raise ValueError(f"invalid host name in WebSocket URL: {url!r}") from None
-    secure = scheme == "wss"
-    if port is None:
-        port = 443 if secure else 80
-    resource = parts.path or "/"
-    if parts.query:
-        resource += "?" + parts.query
-    resource = quote(resource, safe=_SAFE_IN_TARGET)
-    return WebSocketURL(secure, host, port, resource)
 
 
 def _headerPairs(headers: HeaderPairs) -> list[tuple[str, str]]:
@@ -255,33 +152,6 @@ def _unwrap(protocol: Any) -> Any:
     return protocol
 
 
-class _Waiters:
-    """Deferreds waiting for one outcome; each caller gets its own."""
-
-    def __init__(self, canceller: Callable[[], None]) -> None:
-        self._canceller = canceller
-        self._waiting: list[Deferred[Any]] = []
-        self.result: Any = None
-        self.done = False
-
-    def wait(self) -> Deferred[Any]:
-        if self.done:
-            return fail(self.result) if isinstance(self.result, Failure) else succeed(self.result)
-        d: Deferred[Any] = Deferred(lambda _: self._canceller())
-        self._waiting.append(d)
-        return d
-
-    def fire(self, result: Any) -> None:
-        if self.done:
-            return
-        self.done = True
-        self.result = result
-        waiting, self._waiting = self._waiting, []
-        for d in waiting:
-            if isinstance(result, Failure):
-                d.errback(result)
-            else:
-                d.callback(result)
 
 
 # -- the opening handshake ---------------------------------------------------------
@@ -312,7 +182,7 @@ class ClientHandshakeProtocol(Protocol):
             maxHeaderCount=options.maxHeaderCount,
         )
         self._key = generateKey()
-        self._outcome = _Waiters(self._cancel)
+        self._outcome = Waiters(self._cancel)
         self._timer: IDelayedCall | None = None
         self._rejection: ResponseHead | None = None
         self._body = bytearray()
@@ -625,204 +495,6 @@ class _EndpointHandshakeFactory(WebSocketClientFactory):
         return self.appFactory.buildProtocol(addr)
 
 
-# -- HTTP proxy tunnel ------------------------------------------------------------
-
-
-def _selectProxy(url: WebSocketURL, proxy: str | None, useEnvironment: bool) -> str | None:
-    """The proxy URL to use for C{url}, or C{None} for a direct connection."""
-    if proxy is not None:
-        return proxy
-    if not useEnvironment:
-        return None
-    proxies = urllib.request.getproxies_environment()
-    chosen = proxies.get("https" if url.secure else "http") or proxies.get("all")
-    if not chosen:
-        return None
-    hostport = url.host if ":" in url.host else f"{url.host}:{url.port}"
-    if urllib.request.proxy_bypass_environment(hostport, proxies):
-        return None
-    return chosen
-
-
-def _parseProxy(proxy: str) -> tuple[str, int, list[tuple[str, str]]]:
-    """(host, port, extra CONNECT headers) from C{http://[user:pass@]host[:port]}."""
-    if "://" not in proxy:
-        proxy = "http://" + proxy
-    parts = urlsplit(proxy)
-    if parts.scheme.lower() != "http":
-        raise ValueError(f"only http:// proxies (HTTP CONNECT) are supported, not {proxy!r}")
-    if not parts.hostname:
-        raise ValueError(f"proxy URL has no host: {proxy!r}")
-    try:
-        port = parts.port or 80
-    except ValueError:
-        raise ValueError(f"invalid port in proxy URL: {proxy!r}") from None
-    headers = []
-    if parts.username is not None:
-        credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-        token = base64.b64encode(credentials.encode("utf-8")).decode("ascii")
-        headers.append(("Proxy-Authorization", f"Basic {token}"))
-    return parts.hostname, port, headers
-
-
-class _TunnelProtocol(Protocol):
-    """Asks an HTTP proxy for a tunnel, then hands the transport over to
-    the protocol of the next layer (TLS or the WebSocket handshake)."""
-
-    def __init__(self, tunnel: _TunnelEndpoint, nextFactory: Any, addr: Any) -> None:
-        self._tunnel = tunnel
-        self._nextFactory = nextFactory
-        self._addr = addr
-        options = tunnel.options
-        self._parser = HeadParser(
-            False,
-            maxLineLength=options.maxRequestLineLength,
-            maxHeaderBytes=options.maxHeaderBytes,
-            maxHeaderCount=options.maxHeaderCount,
-        )
-        self._outcome = _Waiters(self._cancel)
-        self._next: Any = None
-
-    def connectionMade(self) -> None:
-        authority = self._tunnel.authority
-        headers = [("Host", authority), *self._tunnel.headers]
-        self.transport.write(formatRequest("CONNECT", authority, headers))
-
-    def dataReceived(self, data: bytes) -> None:
-        if self._next is not None:
-            self._next.dataReceived(data)
-            return
-        if self._outcome.done:
-            return
-        try:
-            head = self._parser.feed(data)
-        except HandshakeError as e:
-            self._outcome.fire(Failure(WebSocketProxyError(502, f"unusable answer ({e.reason})")))
-            self.transport.loseConnection()
-            return
-        if head is None:
-            return
-        assert isinstance(head, ResponseHead)
-        if not 200 <= head.status < 300:
-            self._outcome.fire(
-                Failure(WebSocketProxyError(head.status, head.reasonPhrase, list(head.headers.items())))
-            )
-            self.transport.loseConnection()
-            return
-        nextProtocol = self._nextFactory.buildProtocol(self._addr)
-        transport = self.transport
-        if not switchProtocol(transport, self, nextProtocol):
-            self._next = nextProtocol
-        nextProtocol.makeConnection(transport)
-        self._outcome.fire(nextProtocol)
-        rest = self._parser.rest
-        if rest:
-            nextProtocol.dataReceived(rest)
-
-    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
-        if self._next is not None:
-            self._next.connectionLost(reason)
-            return
-        self._outcome.fire(Failure(WebSocketProxyError(502, "proxy closed the connection")))
-
-    def _cancel(self) -> None:
-        if not self._outcome.done:
-            self._outcome.fire(Failure(CancelledError("tunnel cancelled")))
-            if self.transport is not None:
-                self.transport.abortConnection()
-
-
-class _TunnelFactory(Factory):
-    def __init__(self, tunnel: _TunnelEndpoint, nextFactory: Any) -> None:
-        self._tunnel = tunnel
-        self._nextFactory = nextFactory
-
-    def buildProtocol(self, addr: Any) -> _TunnelProtocol:
-        return _TunnelProtocol(self._tunnel, self._nextFactory, addr)
-
-
-@implementer(IStreamClientEndpoint)
-class _TunnelEndpoint:
-    """Connects through an HTTP proxy's CONNECT tunnel to C{authority}."""
-
-    def __init__(
-        self,
-        proxyEndpoint: IStreamClientEndpoint,
-        authority: str,
-        headers: list[tuple[str, str]],
-        options: WebSocketOptions,
-    ) -> None:
-        self.proxyEndpoint = proxyEndpoint
-        self.authority = authority
-        self.headers = headers
-        self.options = options
-
-    def connect(self, protocolFactory: Any) -> Deferred[Any]:
-        d = self.proxyEndpoint.connect(_TunnelFactory(self, protocolFactory))
-        return d.addCallback(lambda tunnel: tunnel._outcome.wait())
-
-
-# -- TLS ----------------------------------------------------------------------
-
-
-def _readPEM(value: Any) -> bytes:
-    if isinstance(value, bytes):
-        return value
-    with open(os.fspath(value), "rb") as f:
-        return f.read()
-
-
-def _loadTrustRoot(trustRoot: Any) -> Any:
-    """
-    C{None} (the platform's CAs), an C{IOpenSSLTrustRoot}, a
-    C{Certificate}, or a path to / bytes of PEM CA certificates.
-    """
-    from twisted.internet import ssl
-
-    if trustRoot is None:
-        return None
-    if isinstance(trustRoot, ssl.Certificate):
-        return ssl.trustRootFromCertificates([trustRoot])
-    if isinstance(trustRoot, (str, bytes, os.PathLike)):
-        pem = _readPEM(trustRoot)
-        marker = b"-----END CERTIFICATE-----"
-        certificates = [
-            ssl.Certificate.loadPEM(block + marker)
-            for block in pem.split(marker)
-            if b"-----BEGIN CERTIFICATE-----" in block
-        ]
-        if not certificates:
-            raise ValueError("no PEM certificate in trustRoot")
-        return ssl.trustRootFromCertificates(certificates)
-    return trustRoot
-
-
-def _loadClientCertificate(clientCertificate: Any) -> Any:
-    """
-    C{None}, a C{PrivateCertificate}, a path to / bytes of PEM holding both
-    certificate and key, or a (certificate path, key path) pair.
-    """
-    from twisted.internet import ssl
-
-    if clientCertificate is None or isinstance(clientCertificate, ssl.PrivateCertificate):
-        return clientCertificate
-    if isinstance(clientCertificate, tuple):
-        certPath, keyPath = clientCertificate
-        return ssl.PrivateCertificate.loadPEM(_readPEM(certPath) + b"\n" + _readPEM(keyPath))
-    return ssl.PrivateCertificate.loadPEM(_readPEM(clientCertificate))
-
-
-def _tlsCreator(hostname: str, contextFactory: Any, trustRoot: Any, clientCertificate: Any) -> Any:
-    if contextFactory is not None:
-        return contextFactory
-    from twisted.internet.ssl import optionsForClientTLS
-
-    return optionsForClientTLS(
-        hostname,
-        trustRoot=_loadTrustRoot(trustRoot),
-        clientCertificate=_loadClientCertificate(clientCertificate),
-    )
-
 
 # -- the endpoint -------------------------------------------------------------------
 
@@ -880,10 +552,10 @@ class WebSocketClientEndpoint:
         self.options = WebSocketClientFactory(None, url, **self._handshake).options  # type: ignore[arg-type]
         connectTimeout = self.options.openTimeout or 30
         if endpoint is None:
-            proxyURL = _selectProxy(url, proxy, useProxyEnvironment)
+            proxyURL = selectProxy(url, proxy, useProxyEnvironment)
             if proxyURL is not None:
-                proxyHost, proxyPort, proxyHeaders = _parseProxy(proxyURL)
-                endpoint = _TunnelEndpoint(
+                proxyHost, proxyPort, proxyHeaders = parseProxyURL(proxyURL)
+                endpoint = HTTPTunnelEndpoint(
                     HostnameEndpoint(reactor, proxyHost, proxyPort, timeout=connectTimeout),
                     url.authority,
                     proxyHeaders,
@@ -894,7 +566,7 @@ class WebSocketClientEndpoint:
         elif proxy is not None:
             raise ValueError("pass either endpoint or proxy, not both")
         if url.secure:
-            creator = _tlsCreator(url.host, contextFactory, trustRoot, clientCertificate)
+            creator = clientConnectionCreator(url.host, contextFactory, trustRoot, clientCertificate)
             endpoint = wrapClientTLS(creator, endpoint)
         self.transportEndpoint = endpoint
 
@@ -995,76 +667,6 @@ def connectWS(
     )
 
 
-# -- reconnecting client -----------------------------------------------------------
-
-
-class ReconnectingWebSocketClient(Service):
-    """
-    Keep a WebSocket to C{url} open: reconnect (and re-handshake) with
-    back-off whenever it drops or cannot be opened, built on Twisted's
-    C{ClientService}.
-
-    Start it with C{startService()} (or by adding it to an application),
-    get the current open protocol with L{whenConnected};
-    C{stopService()} closes the WebSocket with 1001 (going away) and
-    stops reconnecting.
-
-    @param retryPolicy: C{ClientService}'s: attempt number -> seconds to
-        wait (default: exponential back-off with jitter).
-    @param prepareConnection: called with each newly opened protocol
-        before L{whenConnected} fires; may return a Deferred.
-    @param connectOptions: everything L{connectWS} takes.
-    """
-
-    def __init__(
-        self,
-        url: str | WebSocketURL,
-        protocol: Callable[[], WebSocketProtocol] = WebSocketProtocol,
-        *,
-        reactor: Any = None,
-        retryPolicy: Callable[[int], float] | None = None,
-        prepareConnection: Callable[[WebSocketProtocol], Any] | None = None,
-        **connectOptions: Any,
-    ) -> None:
-        if reactor is None:
-            from twisted.internet import reactor as defaultReactor
-
-            reactor = defaultReactor
-        self.endpoint = WebSocketClientEndpoint(reactor, url, **connectOptions)
-        self._prepare = prepareConnection
-        self._current: WebSocketProtocol | None = None
-        self._service = ClientService(
-            self.endpoint,
-            _CallableFactory(protocol),
-            retryPolicy=retryPolicy,
-            clock=reactor,
-            prepareConnection=self._prepareConnection,
-        )
-
-    def _prepareConnection(self, wrapped: Any) -> Any:
-        protocol = _unwrap(wrapped)
-        self._current = protocol
-        if self._prepare is not None:
-            return self._prepare(protocol)
-        return None
-
-    def whenConnected(self, failAfterFailures: int | None = None) -> Deferred[WebSocketProtocol]:
-        """
-        A Deferred of the open protocol: at once if connected, else at the
-        next successful handshake (or a failure after C{failAfterFailures}
-        failed attempts).
-        """
-        return self._service.whenConnected(failAfterFailures=failAfterFailures).addCallback(_unwrap)
-
-    def startService(self) -> None:
-        super().startService()
-        self._service.startService()
-
-    def stopService(self) -> Deferred[None]:
-        """Close the WebSocket (1001) and stop reconnecting."""
-        super().stopService()
-        current = self._current
-        if current is not None and current.connected and current.closeInfo is None:
-            d = current.close(CloseCode.GOING_AWAY, "going away")
-            return d.addBoth(lambda _: self._service.stopService())
-        return self._service.stopService()
+# Re-exported here, where users look for the client API; defined in its own
+# module (it needs the endpoint above).
+from .reconnecting import ReconnectingWebSocketClient  # noqa: E402
