@@ -505,3 +505,49 @@ def test_closeUnderBackpressureStillCompletes():
     assert frames[-1] == (OP_CLOSE, True, b"\x03\xe8")
     assert transport.producer is None
     assert not transport.connected
+
+
+def test_handshakeRejectedHookSeesEveryRefusal():
+    seen = []
+
+    class Counting(WebSocketServerFactory):
+        def handshakeRejected(self, error, request, peer):
+            seen.append((error.status, request.path if request else None, peer is not None))
+
+    def accept(request):
+        if request.path == "/private":
+            raise Reject(403, "no")
+
+    clock = Clock()
+    factory = Counting(Recorder, clock=clock, accept=accept, pingInterval=None, openTimeout=1)
+    handshake, _ = connect(factory)
+    handshake.dataReceived(b"POST / HTTP/1.1\r\n\r\n")
+    handshake, _ = connect(factory)
+    handshake.dataReceived(upgradeRequest("/private"))
+    connect(factory)
+    clock.advance(1)
+    handshake, transport = connect(factory)
+    handshake.dataReceived(upgradeRequest("/public"))
+    assert transport.value().startswith(b"HTTP/1.1 101")
+    assert seen == [(405, None, True), (403, "/private", True), (408, None, True)]
+
+
+def test_pauseReadingComposesWithFlowControl():
+    app, transport, _ = openConnection()
+    app.pauseReading()
+    assert transport.producerState == "paused"
+    app.pauseProducing()  # the transport is full as well
+    app.resumeProducing()  # ...and drains: the application's hold stays
+    assert transport.producerState == "paused"
+    app.resumeReading()
+    assert transport.producerState == "producing"
+    app.pauseProducing()
+    app.resumeReading()  # the flow-control pause stays
+    assert transport.producerState == "paused"
+    app.resumeProducing()
+    assert transport.producerState == "producing"
+    # Once closing, reading goes on whatever holds it: the peer's Close
+    # must get through.
+    app.pauseReading()
+    app.close()
+    assert transport.producerState == "producing"

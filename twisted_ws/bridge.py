@@ -97,7 +97,6 @@ class BridgeProtocol(WebSocketProtocol):
 
     backend: BackendProtocol | None = None
     _connecting: Deferred[Any] | None = None
-    _readingHeldByUs = False
     _holds: set[str] = frozenset()  # type: ignore[assignment]  # a set once connected
 
     def connectionMade(self) -> None:
@@ -121,28 +120,10 @@ class BridgeProtocol(WebSocketProtocol):
 
     def _applyHolds(self) -> None:
         conn = self._conn
-        hold = bool(self._holds) and self.connected and conn is not None and not conn.closing
-        if hold and not self._readingHeldByUs:
-            self._readingHeldByUs = True
-            self.transport.pauseProducing()
-        elif not hold and self._readingHeldByUs:
-            self._readingHeldByUs = False
-            # The base class may hold reading too (our transport is full).
-            if not self._readPaused:
-                self.transport.resumeProducing()
-
-    def close(self, code: int | None = CloseCode.NORMAL_CLOSURE, reason: str = "") -> Deferred[Any]:
-        d = super().close(code, reason)
-        # The peer's Close must get through even while the backend is full.
-        self._applyHolds()
-        return d
-
-    def resumeProducing(self) -> None:
-        # Our transport drained: the base class resumes reading, but the
-        # backend may still be full or connecting.
-        super().resumeProducing()
-        if self._readingHeldByUs and self.connected:
-            self.transport.pauseProducing()
+        if self._holds and self.connected and conn is not None and not conn.closing:
+            self.pauseReading()
+        else:
+            self.resumeReading()
 
     # -- WebSocket to backend ---------------------------------------------
 

@@ -130,7 +130,9 @@ class WebSocketProtocol(Protocol):
     _producerStreaming = True
     _producerPaused = False
     _pullCall: IDelayedCall | None = None
-    _readPaused = False
+    _readPaused = False  # flow control: our output is backed up
+    _readHeld = False  # the application asked (pauseReading)
+    _readingStopped = False  # what we last told the transport
     _droppingTcp = False
     _aborted = False
     _closeStartedByPeer: bool | None = None
@@ -366,9 +368,7 @@ class WebSocketProtocol(Protocol):
             timeout = self.options.closeTimeout  # type: ignore[union-attr]
             if timeout is not None:
                 self._closeTimer = self.clock.callLater(timeout, self._closeTimedOut)  # type: ignore[union-attr]
-            if self._readPaused:
-                self._readPaused = False
-                self.transport.resumeProducing()
+            self._updateReading()  # the peer's Close must get through
         if conn.closeHandshakeDone and not self.isClient:
             # RFC 6455 §7.1.1: the server closes the TCP connection first.
             self._dropTcp()
@@ -453,6 +453,34 @@ class WebSocketProtocol(Protocol):
             d, sentAt = pings.pop(key)
             d.callback(now - sentAt)
 
+    # -- flow control: reading ----------------------------------------------------
+
+    def pauseReading(self) -> None:
+        """
+        Stop reading from the peer until L{resumeReading}: for an
+        application that cannot take more messages for now (a full
+        backend, say).  It composes with the pause flow control applies
+        while the peer does not read our output; once closing, reading goes
+        on regardless so the peer's Close gets through.
+        """
+        self._readHeld = True
+        self._updateReading()
+
+    def resumeReading(self) -> None:
+        """Undo L{pauseReading}."""
+        self._readHeld = False
+        self._updateReading()
+
+    def _updateReading(self) -> None:
+        conn = self._conn
+        stop = (self._readPaused or self._readHeld) and not (conn is not None and conn.closing)
+        if stop != self._readingStopped and self.connected:
+            self._readingStopped = stop
+            if stop:
+                self.transport.pauseProducing()
+            else:
+                self.transport.resumeProducing()
+
     # -- flow control: producer towards the transport -------------------------
 
     def pauseProducing(self) -> None:
@@ -464,9 +492,8 @@ class WebSocketProtocol(Protocol):
         conn = self._conn
         if conn is not None:
             conn.pauseWriting()
-            if not conn.closing and not self._readPaused:
-                self._readPaused = True
-                self.transport.pauseProducing()
+            self._readPaused = True
+            self._updateReading()
         if self._producer is not None and self._producerStreaming and not self._producerPaused:
             self._producerPaused = True
             self._producer.pauseProducing()
@@ -478,9 +505,8 @@ class WebSocketProtocol(Protocol):
             conn.resumeWriting()
             if conn.paused:
                 return
-        if self._readPaused:
-            self._readPaused = False
-            self.transport.resumeProducing()
+        self._readPaused = False
+        self._updateReading()
         if self._producer is not None:
             if self._producerStreaming:
                 if self._producerPaused:

@@ -23,7 +23,7 @@ import re
 from http import HTTPStatus
 from typing import Any
 
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -36,7 +36,8 @@ from .core.errors import HandshakeError
 from .core.handshake import HandshakeRequest, validateRequest
 from .core.http import Headers, RequestHead
 from .protocol import WebSocketProtocol
-from .server import WebSocketServerFactory, resolveDecision
+from .core.acceptance import Accept
+from .server import WebSocketServerFactory, runAcceptHook
 from .switching import switchProtocol
 
 __all__ = ["WebSocketResource"]
@@ -200,6 +201,8 @@ class WebSocketResource(Resource):
         except HandshakeError as e:
             if e.status == 426 and not attempt:
                 e.reason = _upgradeRequiredText(request, headers)
+            if attempt:
+                self.factory.noteRejection(e, None, request.getClientAddress())
             return _writeError(request, e, close=attempt)
         transport = channel.transport
         holder = _channelHolder(transport, channel)
@@ -260,40 +263,18 @@ class _Upgrade:
         if timeout is not None:
             self._timer = self.factory.clock.callLater(timeout, self._timedOut)
         self.request.notifyFinish().addErrback(self._connectionLost)
-        d = self._decision = maybeDeferred(self.factory.acceptRequest, self.handshake)
-        d.addCallbacks(self._accepted, self._refused)
-        d.addErrback(self._internalError)
+        self._decision = runAcceptHook(self.factory, self.handshake, self._accepted, self._reject)
 
     # -- the accept hook's answer -------------------------------------------
 
-    def _accepted(self, decision: Any) -> None:
+    def _accepted(self, accept: Accept) -> None:
         self._decision = None
         if self._done:
-            return
-        try:
-            accept = resolveDecision(decision)
-        except HandshakeError as e:
-            self._reject(e)
             return
         protocol, response = self.factory.completeHandshake(
             self.handshake, accept, self._headersFromRequest()
         )
         self._switch(protocol, response)
-
-    def _refused(self, failure: Failure) -> None:
-        self._decision = None
-        if self._done:
-            return
-        if failure.check(HandshakeError):
-            self._reject(failure.value)  # type: ignore[arg-type]
-            return
-        _log.failure("WebSocket accept hook failed", failure)
-        self._reject(HandshakeError(500, "Internal Server Error"))
-
-    def _internalError(self, failure: Failure) -> None:
-        _log.failure("WebSocket handshake failed", failure)
-        if not self._done:
-            self._reject(HandshakeError(500, "Internal Server Error"))
 
     def _timedOut(self) -> None:
         self._timer = None
@@ -320,8 +301,12 @@ class _Upgrade:
         self._timer = None
 
     def _reject(self, error: HandshakeError) -> None:
+        self._decision = None
+        if self._done:
+            return
         self._finish()
         request = self.request
+        self.factory.noteRejection(error, self.handshake, request.getClientAddress())
         body = _writeError(request, error, close=True)
         request.write(body)
         request.finish()

@@ -19,7 +19,7 @@ from inspect import iscoroutine
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime, ISSLTransport
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
@@ -123,6 +123,24 @@ class WebSocketServerFactory(Factory):
             return self.accept(request)
         return None
 
+    def handshakeRejected(
+        self, error: HandshakeError, request: HandshakeRequest | None, peer: Any
+    ) -> None:
+        """
+        An opening handshake was refused: a malformed request (C{request}
+        is then C{None}), a L{Reject} from the accept hook, a timeout.
+        Nothing by default; override to log or count refusals.
+        """
+
+    def noteRejection(
+        self, error: HandshakeError, request: HandshakeRequest | None, peer: Any
+    ) -> None:
+        """Call L{handshakeRejected}, never letting it break the answer."""
+        try:
+            self.handshakeRejected(error, request, peer)
+        except Exception:
+            _log.failure("handshakeRejected failed")
+
     def buildWebSocketProtocol(self, request: HandshakeRequest) -> WebSocketProtocol:
         """Build the application's protocol for an accepted request."""
         p = self.protocol()
@@ -192,6 +210,65 @@ def resolveDecision(decision: Any) -> Accept:
     raise TypeError(f"an accept hook must answer None, Accept or Reject, not {decision!r}")
 
 
+def runAcceptHook(
+    factory: WebSocketServerFactory,
+    request: HandshakeRequest,
+    accepted: Callable[[Accept], None],
+    refused: Callable[[HandshakeError], None],
+) -> Deferred[Any] | None:
+    """
+    Ask C{factory.acceptRequest} about C{request} and report the answer
+    exactly once: C{accepted(Accept)} or C{refused(HandshakeError)}.
+
+    Shared by every server front end (the upgrade protocol, the twisted.web
+    resource).  A hook that answers at once (the common case) is handled
+    without any Deferred; one that returns a Deferred or a coroutine is
+    waited for.  A crash in the hook, or in C{accepted}, is logged and
+    refused with 500, telling the client nothing about the server.
+
+    @return: the Deferred still pending (cancel it to give up), or C{None}
+        once decided.
+    """
+
+    def decide(result: Any) -> None:
+        if isinstance(result, Failure):
+            if result.check(CancelledError):
+                return  # the caller gave up (timeout, connection lost)
+            if result.check(HandshakeError):
+                refused(result.value)  # type: ignore[arg-type]
+                return
+            _log.failure("WebSocket accept hook failed", result)
+            refused(HandshakeError(500, "Internal Server Error"))
+            return
+        try:
+            accept = resolveDecision(result)
+        except HandshakeError as e:
+            refused(e)
+            return
+        except TypeError:
+            _log.failure("WebSocket accept hook gave an invalid answer")
+            refused(HandshakeError(500, "Internal Server Error"))
+            return
+        try:
+            accepted(accept)
+        except BaseException:
+            _log.failure("WebSocket handshake failed")
+            refused(HandshakeError(500, "Internal Server Error"))
+
+    try:
+        decision = factory.acceptRequest(request)
+    except BaseException:
+        decide(Failure())
+        return None
+    if iscoroutine(decision):
+        decision = Deferred.fromCoroutine(decision)
+    if isinstance(decision, Deferred):
+        decision.addBoth(decide)
+        return decision
+    decide(decision)
+    return None
+
+
 class ServerHandshakeProtocol(Protocol):
     """
     Reads one upgrade request, answers it, and steps aside.
@@ -250,37 +327,19 @@ class ServerHandshakeProtocol(Protocol):
         request.secure = ISSLTransport.providedBy(self.transport)
         self._request = request
         self._readAhead = self._parser.rest
-        try:
-            decision = self.factory.acceptRequest(request)
-        except BaseException:
-            self._refused(Failure())
-            return
-        if iscoroutine(decision):
-            decision = Deferred.fromCoroutine(decision)
-        if not isinstance(decision, Deferred):
-            # Decided at once (the common case): no Deferred, no pausing.
-            try:
-                self._accepted(decision)
-            except BaseException:
-                self._internalError(Failure())
-            return
-        self.transport.pauseProducing()
-        self._paused = True
-        self._decision = decision
-        decision.addCallbacks(self._accepted, self._refused)
-        decision.addErrback(self._internalError)
+        decision = runAcceptHook(self.factory, request, self._accepted, self._reject)
+        if decision is not None and not self._done:
+            # The hook is deciding: read no more meanwhile.
+            self.transport.pauseProducing()
+            self._paused = True
+            self._decision = decision
 
-    def _accepted(self, decision: Any) -> None:
+    def _accepted(self, accept: Accept) -> None:
         self._decision = None
         if self._done:
             return
         request = self._request
         assert request is not None
-        try:
-            accept = resolveDecision(decision)
-        except HandshakeError as e:
-            self._reject(e)
-            return
         protocol, response = self.factory.completeHandshake(request, accept)
         self._finish()
         transport = self.transport
@@ -294,23 +353,12 @@ class ServerHandshakeProtocol(Protocol):
         if rest and protocol.connected:
             protocol.dataReceived(rest)
 
-    def _refused(self, failure: Failure) -> None:
+    def _reject(self, error: HandshakeError) -> None:
         self._decision = None
         if self._done:
             return
-        if failure.check(HandshakeError):
-            self._reject(failure.value)  # type: ignore[arg-type]
-            return
-        _log.failure("WebSocket accept hook failed", failure)
-        self._reject(HandshakeError(500, "Internal Server Error"))
-
-    def _internalError(self, failure: Failure) -> None:
-        _log.failure("WebSocket handshake failed", failure)
-        if not self._done:
-            self._reject(HandshakeError(500, "Internal Server Error"))
-
-    def _reject(self, error: HandshakeError) -> None:
         self._finish()
+        self.factory.noteRejection(error, self._request, self.transport.getPeer())
         body = getattr(error, "body", None)
         self.transport.write(buildRejectResponse(error.status, error.reason, error.headers, body))
         self.transport.loseConnection()

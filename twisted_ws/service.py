@@ -45,7 +45,7 @@ from .core.errors import HandshakeError
 from .core.handshake import HandshakeRequest
 from .core.options import WebSocketOptions
 from .protocol import WebSocketProtocol, _defaultClock
-from .server import ServerHandshakeProtocol, WebSocketServerFactory
+from .server import WebSocketServerFactory
 from .status import ConnectionStats, StatusResource
 
 __all__ = [
@@ -188,24 +188,12 @@ def trackedProtocol(cls: type[WebSocketProtocol]) -> type[WebSocketProtocol]:
 # -- the factory ------------------------------------------------------------
 
 
-class _LoggingHandshakeProtocol(ServerHandshakeProtocol):
-    """Logs and counts the handshakes it refuses (malformed requests, 4xx)."""
-
-    def _reject(self, error: HandshakeError) -> None:
-        svc = getattr(self.factory, "service", None)
-        if svc is not None and not getattr(error, "_logged", False):
-            svc.rejected(self.transport.getPeer(), None, error)
-        super()._reject(error)
-
-
 class ServiceFactory(WebSocketServerFactory):
     """
     A L{WebSocketServerFactory} working for a L{WebSocketService}: it
     refuses new connections (503) while the service stops or beyond
     C{maxConnections}, and reports every refusal to the service.
     """
-
-    handshakeProtocol = _LoggingHandshakeProtocol
 
     def __init__(
         self,
@@ -220,26 +208,16 @@ class ServiceFactory(WebSocketServerFactory):
         self.maxConnections = maxConnections
 
     def acceptRequest(self, request: HandshakeRequest) -> Any:
-        try:
-            if self.service.stopping:
-                raise Reject(503, "the server is shutting down")
-            if self.maxConnections and len(self.service.connections) >= self.maxConnections:
-                raise Reject(503, "too many connections, try again later")
-            d = maybeDeferred(super().acceptRequest, request)
-        except HandshakeError as e:
-            self._noteRejection(request, e)
-            raise
-        d.addErrback(self._rejectedLater, request)
-        return d
+        if self.service.stopping:
+            raise Reject(503, "the server is shutting down")
+        if self.maxConnections and len(self.service.connections) >= self.maxConnections:
+            raise Reject(503, "too many connections, try again later")
+        return super().acceptRequest(request)
 
-    def _rejectedLater(self, failure: Any, request: HandshakeRequest) -> Any:
-        if failure.check(HandshakeError):
-            self._noteRejection(request, failure.value)
-        return failure
-
-    def _noteRejection(self, request: HandshakeRequest, error: HandshakeError) -> None:
-        error._logged = True  # type: ignore[attr-defined]
-        self.service.rejected(request.peer, request, error)
+    def handshakeRejected(
+        self, error: HandshakeError, request: HandshakeRequest | None, peer: Any
+    ) -> None:
+        self.service.rejected(peer, request, error)
 
 
 # -- the service --------------------------------------------------------------

@@ -207,7 +207,7 @@ class StreamOverWebSocketProtocol(WebSocketProtocol):
             data += self.delimiter
         if self._deliveryPaused or self._inbox:
             self._inbox.append(data)
-            self._holdReading()
+            self.pauseReading()
             return
         protocol.dataReceived(data)
 
@@ -282,16 +282,11 @@ class StreamOverWebSocketProtocol(WebSocketProtocol):
 
     # -- incoming flow control -------------------------------------------------
 
-    def _holdReading(self) -> None:
-        conn = self._conn
-        if conn is not None and not conn.closing:
-            self.transport.pauseProducing()
-
     def _pauseDelivery(self) -> None:
         if self._deliveryPaused:
             return
         self._deliveryPaused = True
-        self._holdReading()
+        self.pauseReading()
 
     def _resumeDelivery(self) -> None:
         if not self._deliveryPaused:
@@ -302,10 +297,7 @@ class StreamOverWebSocketProtocol(WebSocketProtocol):
             self.wrappedProtocol.dataReceived(inbox.popleft())
         if self._deliveryPaused or not self.connected:
             return
-        # Read again unless the WebSocket itself holds reading (its output
-        # is backed up); it resumes reading when that clears.
-        if not self._readPaused:
-            self.transport.resumeProducing()
+        self.resumeReading()
 
 
 class StreamOverWebSocketFactory(WebSocketServerFactory):
