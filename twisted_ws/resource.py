@@ -23,8 +23,6 @@ import re
 from http import HTTPStatus
 from typing import Any
 
-from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel
@@ -37,7 +35,7 @@ from .core.handshake import HandshakeRequest, validateRequest
 from .core.http import Headers, RequestHead
 from .protocol import WebSocketProtocol
 from .core.acceptance import Accept
-from .server import WebSocketServerFactory, runAcceptHook
+from .server import PendingHandshake, WebSocketServerFactory, runAcceptHook
 from .switching import switchProtocol
 
 __all__ = ["WebSocketResource"]
@@ -235,7 +233,7 @@ class WebSocketResource(Resource):
         return handshake
 
 
-class _Upgrade:
+class _Upgrade(PendingHandshake):
     """
     One upgrade request between the accept hook's call and its answer, then
     the switch itself.
@@ -254,14 +252,9 @@ class _Upgrade:
         self.channel = channel
         self.holder = holder
         self.handshake = handshake
-        self._done = False
-        self._timer: IDelayedCall | None = None
-        self._decision: Deferred[Any] | None = None
 
     def start(self) -> None:
-        timeout = self.factory.options.openTimeout
-        if timeout is not None:
-            self._timer = self.factory.clock.callLater(timeout, self._timedOut)
+        self._startTimer()
         self.request.notifyFinish().addErrback(self._connectionLost)
         self._decision = runAcceptHook(self.factory, self.handshake, self._accepted, self._reject)
 
@@ -276,29 +269,10 @@ class _Upgrade:
         )
         self._switch(protocol, response)
 
-    def _timedOut(self) -> None:
-        self._timer = None
-        if self._done:
-            return
-        d = self._decision
-        self._reject(HandshakeError(408, "opening handshake timed out"))
-        if d is not None:
-            d.cancel()
-
     def _connectionLost(self, failure: Failure) -> None:
         # The client went away while the hook was deciding.
-        if self._done:
-            return
-        self._finish()
-        d, self._decision = self._decision, None
-        if d is not None:
-            d.cancel()
-
-    def _finish(self) -> None:
-        self._done = True
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
+        if not self._done:
+            self._abandon()
 
     def _reject(self, error: HandshakeError) -> None:
         self._decision = None

@@ -37,7 +37,7 @@ from .core.handshake import (
 )
 from .core.http import HeadParser
 from .core.options import WebSocketOptions
-from .protocol import WebSocketProtocol, _defaultClock, setNoDelay
+from .protocol import WebSocketProtocol, _defaultClock
 from .switching import switchProtocol
 
 __all__ = ["WebSocketServerFactory", "ServerHandshakeProtocol", "AcceptHook", "resolveDecision"]
@@ -269,7 +269,52 @@ def runAcceptHook(
     return None
 
 
-class ServerHandshakeProtocol(Protocol):
+class PendingHandshake:
+    """
+    The open timeout and the accept hook's pending answer of one opening
+    handshake, shared by the upgrade protocol and the twisted.web resource.
+
+    Subclasses provide C{factory} and C{_reject(error)}; C{_done} turns
+    true once the handshake is answered either way.
+    """
+
+    factory: WebSocketServerFactory
+    _done = False
+    _timer: IDelayedCall | None = None
+    _decision: Deferred[Any] | None = None
+
+    def _reject(self, error: HandshakeError) -> None:
+        raise NotImplementedError
+
+    def _startTimer(self) -> None:
+        timeout = self.factory.options.openTimeout
+        if timeout is not None:
+            self._timer = self.factory.clock.callLater(timeout, self._timedOut)
+
+    def _finish(self) -> None:
+        self._done = True
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+    def _timedOut(self) -> None:
+        self._timer = None
+        if self._done:
+            return
+        d = self._decision
+        self._reject(HandshakeError(408, "opening handshake timed out"))
+        if d is not None:
+            d.cancel()
+
+    def _abandon(self) -> None:
+        """The client went away: stop the timer, cancel a pending hook."""
+        self._finish()
+        d, self._decision = self._decision, None
+        if d is not None:
+            d.cancel()
+
+
+class ServerHandshakeProtocol(Protocol, PendingHandshake):
     """
     Reads one upgrade request, answers it, and steps aside.
 
@@ -289,19 +334,13 @@ class ServerHandshakeProtocol(Protocol):
             maxHeaderBytes=options.maxHeaderBytes,
             maxHeaderCount=options.maxHeaderCount,
         )
-        self._timer: IDelayedCall | None = None
-        self._decision: Deferred[Any] | None = None
         self._request: HandshakeRequest | None = None
-        self._done = False
         self._readAhead = b""
         self._paused = False
         self._delegate: WebSocketProtocol | None = None
 
     def connectionMade(self) -> None:
-        setNoDelay(self.transport)
-        timeout = self.factory.options.openTimeout
-        if timeout is not None:
-            self._timer = self.factory.clock.callLater(timeout, self._timedOut)
+        self._startTimer()
 
     def dataReceived(self, data: bytes) -> None:
         if self._delegate is not None:
@@ -363,32 +402,11 @@ class ServerHandshakeProtocol(Protocol):
         self.transport.write(buildRejectResponse(error.status, error.reason, error.headers, body))
         self.transport.loseConnection()
 
-    def _finish(self) -> None:
-        self._done = True
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
-
-    def _timedOut(self) -> None:
-        self._timer = None
-        if self._done:
-            return
-        d = self._decision
-        self._reject(HandshakeError(408, "opening handshake timed out"))
-        if d is not None:
-            d.cancel()
-
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         if self._delegate is not None:
             self._delegate.connectionLost(reason)
             return
-        self._done = True
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
-        d, self._decision = self._decision, None
-        if d is not None:
-            d.cancel()
+        self._abandon()
 
 
 WebSocketServerFactory.handshakeProtocol = ServerHandshakeProtocol
