@@ -553,3 +553,26 @@ def test_pauseReadingComposesWithFlowControl():
     app.pauseReading()
     app.close()
     assert transport.producerState == "producing"
+
+
+class Buggy(Recorder):
+    def messageReceived(self, message):
+        raise ZeroDivisionError("bug in the application")
+
+
+def test_callbackErrorFailsWith1011():
+    from twisted.logger import globalLogPublisher
+
+    logged = []
+    globalLogPublisher.addObserver(logged.append)
+    try:
+        factory = WebSocketServerFactory(Buggy, clock=Clock(), pingInterval=None)
+        handshake, transport = connect(factory)
+        handshake.dataReceived(upgradeRequest() + clientFrame(OP_TEXT, b"boom"))
+    finally:
+        globalLogPublisher.removeObserver(logged.append)
+    _, rest = splitResponse(transport.value())
+    frames = serverFrames(rest)
+    assert frames == [(OP_CLOSE, True, (1011).to_bytes(2, "big") + b"internal error")]
+    assert any("log_failure" in event for event in logged), "the error is logged"
+    assert transport.connected, "waiting for the peer's Close"

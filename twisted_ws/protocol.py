@@ -170,7 +170,13 @@ class WebSocketProtocol(Protocol):
 
     def dataReceived(self, data: bytes) -> None:
         conn = self._conn
-        conn.receiveData(data)  # type: ignore[union-attr]
+        try:
+            conn.receiveData(data)  # type: ignore[union-attr]
+        except Exception:
+            # A bug in a callback: log it and fail the connection with 1011
+            # (internal error) instead of dropping it without a Close.
+            _log.failure("Unhandled error in WebSocket protocol {protocol!r}", protocol=self)
+            conn.fail(CloseCode.INTERNAL_ERROR, "internal error")  # type: ignore[union-attr]
         if conn.closing:  # type: ignore[union-attr]
             self._closeProgressed()
 
