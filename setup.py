@@ -77,7 +77,7 @@ setup(
             "autobahn[twisted]>=23",
         ],
         "bench": [
-            "websockets>=12",
+            "websockets>=13",
             "autobahn[twisted]>=23",
             "wsproto>=1.2",
         ],

@@ -9,8 +9,8 @@ messages/s and the server's CPU time per message (read from /proc).
 
     python bench/echo_rate.py [--size 1024] [--text] [--conns 10] [--seconds 3]
 
-For side-by-side numbers against other servers use the C load generator in
-../shared/bench (see README, "Performance").
+For side-by-side numbers against other servers use bench/run.py (see the
+README, "Performance").
 """
 
 from __future__ import annotations
