@@ -33,6 +33,14 @@ class Echo(WebSocketProtocol):
         self.closed = Deferred()
         own = vars(self.transport)
         self.ownsTransport = own.get("wrappedProtocol", own.get("protocol")) is self
+        # Under TLS the socket belongs to the TCP transport below the TLS layer.
+        tcp = self.transport.transport if "wrappedProtocol" in own else self.transport
+        handle = tcp.getHandle()
+        self.noDelay = (
+            handle.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+            if handle.family in (socket.AF_INET, socket.AF_INET6)
+            else None
+        )
 
     def messageReceived(self, message):
         if message == "close-please":
@@ -94,6 +102,7 @@ class TCPTests(LoopbackMixin, TestCase):
         code, reason, wasClean = yield Echo.instances[0].closed
         self.assertEqual((code, reason, wasClean), (1000, "bye", True))
         self.assertTrue(Echo.instances[0].ownsTransport, "the frame protocol is the transport's protocol")
+        self.assertTrue(Echo.instances[0].noDelay, "Nagle is off on the accepted socket")
 
     @inlineCallbacks
     def test_16MiBEcho(self):
@@ -229,6 +238,7 @@ class TLSAndUNIXTests(LoopbackMixin, TestCase):
         self.assertTrue(server.request.secure)
         # The switch happened inside Twisted's TLS wrapper.
         self.assertTrue(server.ownsTransport)
+        self.assertTrue(server.noDelay, "Nagle is off under TLS too")
         yield server.closed
 
     @inlineCallbacks
