@@ -189,9 +189,13 @@ class TCPTests(LoopbackMixin, TestCase):
         sent = 0
         limit = 256 << 20  # bounded: stop after 256 MiB whatever happens
         blockedRounds = 0
+        out = b""
         while sent < limit and blockedRounds < 20:
             try:
-                sent += sock.send(frame)
+                out = out or frame  # never leave a frame half sent
+                n = sock.send(out)
+                out = out[n:]
+                sent += n
                 blockedRounds = 0
             except BlockingIOError:
                 blockedRounds += 1
@@ -206,6 +210,77 @@ class TCPTests(LoopbackMixin, TestCase):
         self.assertLess(buffered, 4 << 20, f"server buffers {buffered} bytes")
         sock.close()
         yield server.closed
+
+
+    @inlineCallbacks
+    def test_closeUnderBackpressureCompletes(self):
+        """
+        A client fills the server's send buffer (it does not read its
+        echoes), then sends a Close: the server answers, and once the
+        client reads again it gets the echoes, the server's Close and the
+        end of the TCP connection -- no connection left half-open (the leak
+        found in other Twisted WebSocket code).
+        """
+        yield self.listen(maxMessageSize=1 << 20, closeTimeout=30)
+        frame = clientFrame(0x2, b"y" * 65536)
+        sock = socket.create_connection(("127.0.0.1", self.port.getHost().port))
+        self.addCleanup(sock.close)
+        sock.sendall(upgradeRequest())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += yield deferToThread(sock.recv, 4096)
+        rest = head.split(b"\r\n\r\n", 1)[1]
+        sock.setblocking(False)
+        blocked = 0
+        sent = 0
+        out = b""
+        while blocked < 10 and sent < (256 << 20):
+            try:
+                out = out or frame  # never leave a frame half sent
+                n = sock.send(out)
+                out = out[n:]
+                sent += n
+                blocked = 0
+            except BlockingIOError:
+                blocked += 1
+                d = Deferred()
+                reactor.callLater(0.02, d.callback, None)
+                yield d
+        server = Echo.instances[0]
+        self.assertTrue(server._readPaused, "the server's send buffer is full")
+        sock.setblocking(True)
+        sock.settimeout(20)
+
+        def finish():
+            # Send our Close (the server is not reading yet: push it from a
+            # thread while draining), then read until EOF.
+            received = bytearray(rest)
+            pending = out + clientFrame(0x8, b"\x03\xe8")
+            sock.setblocking(False)
+            while True:
+                if pending:
+                    try:
+                        pending = pending[sock.send(pending):]
+                    except BlockingIOError:
+                        pass
+                try:
+                    chunk = sock.recv(1 << 20)
+                except BlockingIOError:
+                    import select
+
+                    select.select([sock], [sock] if pending else [], [], 5)
+                    continue
+                if not chunk:
+                    return bytes(received)
+                received += chunk
+                if len(received) > (512 << 20):
+                    raise AssertionError("no end in sight")
+
+        received = yield deferToThread(finish)
+        # The last frame before EOF is the server's Close (1000).
+        self.assertEqual(received[-4:], b"\x88\x02\x03\xe8")
+        code, _, wasClean = yield server.closed
+        self.assertEqual((code, wasClean), (1000, True))
 
 
 class TLSAndUNIXTests(LoopbackMixin, TestCase):
