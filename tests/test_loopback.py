@@ -71,6 +71,42 @@ class LoopbackMixin:
     def url(self, scheme="ws"):
         return f"{scheme}://127.0.0.1:{self.port.getHost().port}/echo"
 
+    @inlineCallbacks
+    def rawUpgrade(self):
+        """A raw socket with the handshake done: (socket, bytes read past the 101)."""
+        sock = socket.create_connection(("127.0.0.1", self.port.getHost().port))
+        self.addCleanup(sock.close)
+        sock.sendall(upgradeRequest())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += yield deferToThread(sock.recv, 4096)
+        return sock, head.split(b"\r\n\r\n", 1)[1]
+
+    @inlineCallbacks
+    def sendUntilBlocked(self, sock, frame, limit=256 << 20, patience=10):
+        """
+        Send C{frame} over and over without reading until the socket stays
+        full for C{patience} rounds of 20 ms (or C{limit} bytes went out).
+        Returns (bytes sent, the unsent tail of a frame): frames are never
+        left half sent.
+        """
+        sock.setblocking(False)
+        sent = blocked = 0
+        out = b""
+        while blocked < patience and sent < limit:
+            try:
+                out = out or frame
+                n = sock.send(out)
+                out = out[n:]
+                sent += n
+                blocked = 0
+            except BlockingIOError:
+                blocked += 1
+                d = Deferred()
+                reactor.callLater(0.02, d.callback, None)
+                yield d
+        return sent, out
+
 
 class TCPTests(LoopbackMixin, TestCase):
     @inlineCallbacks
@@ -177,31 +213,9 @@ class TCPTests(LoopbackMixin, TestCase):
         server holds stays bounded while the client's sends block.
         """
         yield self.listen(maxMessageSize=1 << 20)
-        frame = clientFrame(0x2, b"x" * 65536)
-        port = self.port.getHost().port
-        sock = socket.create_connection(("127.0.0.1", port))
-        self.addCleanup(sock.close)
-        sock.sendall(upgradeRequest())
-        response = b""
-        while b"\r\n\r\n" not in response:
-            response += yield deferToThread(sock.recv, 4096)
-        sock.setblocking(False)
-        sent = 0
         limit = 256 << 20  # bounded: stop after 256 MiB whatever happens
-        blockedRounds = 0
-        out = b""
-        while sent < limit and blockedRounds < 20:
-            try:
-                out = out or frame  # never leave a frame half sent
-                n = sock.send(out)
-                out = out[n:]
-                sent += n
-                blockedRounds = 0
-            except BlockingIOError:
-                blockedRounds += 1
-                d = Deferred()
-                reactor.callLater(0.05, d.callback, None)
-                yield d
+        sock, _ = yield self.rawUpgrade()
+        sent, _ = yield self.sendUntilBlocked(sock, clientFrame(0x2, b"x" * 65536), limit, 20)
         server = Echo.instances[0]
         transport = server.transport
         buffered = len(transport.dataBuffer) + sum(map(len, transport._tempDataBuffer))
@@ -222,30 +236,8 @@ class TCPTests(LoopbackMixin, TestCase):
         found in other Twisted WebSocket code).
         """
         yield self.listen(maxMessageSize=1 << 20, closeTimeout=30)
-        frame = clientFrame(0x2, b"y" * 65536)
-        sock = socket.create_connection(("127.0.0.1", self.port.getHost().port))
-        self.addCleanup(sock.close)
-        sock.sendall(upgradeRequest())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            head += yield deferToThread(sock.recv, 4096)
-        rest = head.split(b"\r\n\r\n", 1)[1]
-        sock.setblocking(False)
-        blocked = 0
-        sent = 0
-        out = b""
-        while blocked < 10 and sent < (256 << 20):
-            try:
-                out = out or frame  # never leave a frame half sent
-                n = sock.send(out)
-                out = out[n:]
-                sent += n
-                blocked = 0
-            except BlockingIOError:
-                blocked += 1
-                d = Deferred()
-                reactor.callLater(0.02, d.callback, None)
-                yield d
+        sock, rest = yield self.rawUpgrade()
+        _, out = yield self.sendUntilBlocked(sock, clientFrame(0x2, b"y" * 65536))
         server = Echo.instances[0]
         self.assertTrue(server._readPaused, "the server's send buffer is full")
         sock.setblocking(True)

@@ -52,43 +52,118 @@ def splitResponse(data: bytes) -> tuple[bytes, bytes]:
     return head + sep, rest
 
 
-def makeCertificate(directory: Path, hostname: str = "localhost") -> tuple[Path, Path]:
-    """A self-signed certificate for C{hostname} and 127.0.0.1: (cert, key)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
+def _writeKey(path: Path, key) -> None:
+    from cryptography.hazmat.primitives import serialization
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName(hostname), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    certPath = directory / "cert.pem"
-    keyPath = directory / "key.pem"
-    certPath.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    keyPath.write_bytes(
+    path.write_bytes(
         key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.TraditionalOpenSSL,
             serialization.NoEncryption(),
         )
     )
+
+
+def _certificate(subject: str, issuer, signingKey, publicKey, extensions):
+    """Build and sign a certificate valid from yesterday for 30 days."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+        .issuer_name(issuer or x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+        .public_key(publicKey)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+    )
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
+    return builder.sign(signingKey, hashes.SHA256())
+
+
+def _serverNames(hostname: str):
+    from cryptography import x509
+
+    return x509.SubjectAlternativeName(
+        [x509.DNSName(hostname), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    )
+
+
+def makeCertificate(directory: Path, hostname: str = "localhost") -> tuple[Path, Path]:
+    """A self-signed certificate for C{hostname} and 127.0.0.1: (cert, key)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = _certificate(
+        hostname,
+        None,
+        key,
+        key.public_key(),
+        [
+            (_serverNames(hostname), False),
+            (x509.BasicConstraints(ca=True, path_length=None), True),
+        ],
+    )
+    certPath = directory / "cert.pem"
+    keyPath = directory / "key.pem"
+    certPath.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _writeKey(keyPath, key)
+    return certPath, keyPath
+
+
+def makeCA(directory: Path):
+    """A test CA: (PEM path, certificate, private key)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    usage = x509.KeyUsage(
+        digital_signature=True, content_commitment=False, key_encipherment=False,
+        data_encipherment=False, key_agreement=False, key_cert_sign=True,
+        crl_sign=True, encipher_only=False, decipher_only=False,
+    )
+    cert = _certificate(
+        "twisted_ws test CA",
+        None,
+        key,
+        key.public_key(),
+        [(x509.BasicConstraints(ca=True, path_length=0), True), (usage, True)],
+    )
+    path = directory / "ca.pem"
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return path, cert, key
+
+
+def makeLeaf(directory: Path, ca, hostname: str = "localhost") -> tuple[Path, Path]:
+    """A server certificate for C{hostname} and 127.0.0.1 issued by C{ca}."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    _, caCert, caKey = ca
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = _certificate(
+        hostname,
+        caCert.subject,
+        caKey,
+        key.public_key(),
+        [
+            (_serverNames(hostname), False),
+            (x509.BasicConstraints(ca=False, path_length=None), True),
+            (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False),
+        ],
+    )
+    certPath, keyPath = directory / "leaf.pem", directory / "leaf.key"
+    certPath.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _writeKey(keyPath, key)
     return certPath, keyPath
 
 
@@ -99,5 +174,7 @@ __all__ = [
     "serverFrames",
     "splitResponse",
     "makeCertificate",
+    "makeCA",
+    "makeLeaf",
     "generateKey",
 ]
