@@ -427,11 +427,7 @@ class WebSocketClientFactory(ClientFactory):
             if self.extensions
             else None
         )
-        options = options or WebSocketOptions()
-        unknown = set(optionValues) - set(WebSocketOptions.names())
-        if unknown:
-            raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
-        self.options = options.replace(**optionValues) if optionValues else options
+        self.options = WebSocketOptions.fromKeywords(options, **optionValues)
         self.clock = clock or _defaultClock()
         self._openWaiters: list[Deferred[Any]] = []
         # Fail now, not at connect time, on bad headers or subprotocol names.

@@ -88,11 +88,7 @@ class WebSocketServerFactory(Factory):
         )
         self.accept = accept
         self.extensions = list(extensions)
-        options = options or WebSocketOptions()
-        unknown = set(optionValues) - set(WebSocketOptions.names())
-        if unknown:
-            raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
-        self.options = options.replace(**optionValues) if optionValues else options
+        self.options = WebSocketOptions.fromKeywords(options, **optionValues)
         self.clock = clock or _defaultClock()
 
     def buildProtocol(self, addr: Any) -> ServerHandshakeProtocol:

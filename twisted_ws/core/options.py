@@ -56,6 +56,20 @@ class WebSocketOptions:
         return replace(self, **changes)
 
     @classmethod
+    def fromKeywords(cls, options: WebSocketOptions | None = None, **values: Any) -> WebSocketOptions:
+        """
+        C{options} (or the defaults) with some values changed: how factories
+        turn their keyword arguments into options.
+
+        @raise TypeError: a name is not an option (as for a mistyped keyword).
+        """
+        base = options or cls()
+        unknown = set(values) - set(cls.names())
+        if unknown:
+            raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
+        return base.replace(**values) if values else base
+
+    @classmethod
     def names(cls) -> list[str]:
         """The option names, for factories that take them as keywords."""
         return [f.name for f in fields(cls)]
