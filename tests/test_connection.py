@@ -29,35 +29,7 @@ from twisted_ws.core.frames import (
 )
 
 
-class Recorder:
-    def __init__(self):
-        self.events = []
-
-    def textMessageReceived(self, text):
-        assert isinstance(text, str)
-        self.events.append(("text", text))
-
-    def binaryMessageReceived(self, data):
-        assert isinstance(data, bytes)
-        self.events.append(("binary", data))
-
-    def messageStarted(self, isText):
-        self.events.append(("started", isText))
-
-    def messageDataReceived(self, data):
-        self.events.append(("data", data))
-
-    def messageEnded(self):
-        self.events.append(("ended",))
-
-    def pingReceived(self, payload):
-        self.events.append(("ping", payload))
-
-    def pongReceived(self, payload):
-        self.events.append(("pong", payload))
-
-    def closeReceived(self, code, reason):
-        self.events.append(("close", code, reason))
+from wshelpers import RecordingHandler as Recorder  # noqa: E402
 
 
 class Endpoint:

@@ -64,33 +64,7 @@ ZLIB15 = {"serverMaxWindowBits": 15, "clientMaxWindowBits": 15, "memLevel": 8}
 # -- helpers ----------------------------------------------------------------
 
 
-class Recorder:
-    def __init__(self):
-        self.events = []
-
-    def textMessageReceived(self, text):
-        self.events.append(("text", text))
-
-    def binaryMessageReceived(self, data):
-        self.events.append(("binary", data))
-
-    def messageStarted(self, isText):
-        self.events.append(("started", isText))
-
-    def messageDataReceived(self, data):
-        self.events.append(("data", data))
-
-    def messageEnded(self):
-        self.events.append(("ended",))
-
-    def pingReceived(self, payload):
-        self.events.append(("ping", payload))
-
-    def pongReceived(self, payload):
-        pass
-
-    def closeReceived(self, code, reason):
-        self.events.append(("close", code, reason))
+from wshelpers import RecordingHandler as Recorder  # noqa: E402
 
 
 class Server:

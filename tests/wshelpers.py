@@ -52,6 +52,39 @@ def splitResponse(data: bytes) -> tuple[bytes, bytes]:
     return head + sep, rest
 
 
+class RecordingHandler:
+    """A connection handler (core.connection) that records every call."""
+
+    def __init__(self):
+        self.events = []
+
+    def textMessageReceived(self, text):
+        assert isinstance(text, str)
+        self.events.append(("text", text))
+
+    def binaryMessageReceived(self, data):
+        assert isinstance(data, bytes)
+        self.events.append(("binary", data))
+
+    def messageStarted(self, isText):
+        self.events.append(("started", isText))
+
+    def messageDataReceived(self, data):
+        self.events.append(("data", data))
+
+    def messageEnded(self):
+        self.events.append(("ended",))
+
+    def pingReceived(self, payload):
+        self.events.append(("ping", payload))
+
+    def pongReceived(self, payload):
+        self.events.append(("pong", payload))
+
+    def closeReceived(self, code, reason):
+        self.events.append(("close", code, reason))
+
+
 def _writeKey(path: Path, key) -> None:
     from cryptography.hazmat.primitives import serialization
 
@@ -168,6 +201,7 @@ def makeLeaf(directory: Path, ca, hostname: str = "localhost") -> tuple[Path, Pa
 
 
 __all__ = [
+    "RecordingHandler",
     "KEY",
     "upgradeRequest",
     "clientFrame",
