@@ -39,8 +39,8 @@ extModules = []
 if os.environ.get("TWISTED_WS_NO_EXTENSION", "") in ("", "0"):
     extModules.append(
         Extension(
-            "twisted_ws._speedups",
-            sources=["twisted_ws/_speedups.c"],
+            "twisted_ws.core._speedups",
+            sources=["twisted_ws/core/_speedups.c"],
             extra_compile_args=["-O3"],
             optional=True,
         )

@@ -3,7 +3,7 @@
 Throughput of WebSocket payload masking: C extension vs. pure Python.
 
 Prints GB/s (10**9 bytes per second, best of a few repeats) of
-C{twisted_ws._speedups.mask}, C{twisted_ws._speedups.maskInto} and
+C{twisted_ws.core._speedups.mask}, C{twisted_ws.core._speedups.maskInto} and
 C{twisted_ws.core.masking.pyMask} for a range of payload sizes.  Each
 measurement is bounded in time (see C{--min-time} and C{--repeat}).
 
@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from twisted_ws.core.masking import pyMask  # noqa: E402
 
 try:
-    from twisted_ws import _speedups  # noqa: E402
+    from twisted_ws.core import _speedups  # noqa: E402
 except ImportError:
     _speedups = None
 
@@ -119,9 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     key = b"\x37\xfa\x21\x3d"
     offset = args.offset
     if _speedups is None:
-        print("C extension: not built (twisted_ws._speedups not importable)")
+        print("C extension: not built (twisted_ws.core._speedups not importable)")
     else:
-        print(f"C extension: twisted_ws._speedups, kernel {_speedups.KERNEL}")
+        print(f"C extension: twisted_ws.core._speedups, kernel {_speedups.KERNEL}")
     print(f"Python {sys.version.split()[0]}; GB/s = 1e9 bytes/s, best of "
           f"{args.repeat}")
     print()

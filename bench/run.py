@@ -78,7 +78,7 @@ SERVERS = [
     Server(
         "twisted_ws",
         "twisted_ws_echo.py",
-        ["twisted", "twisted_ws", "twisted_ws._speedups"],
+        ["twisted", "twisted_ws", "twisted_ws.core._speedups"],
         env={"TWISTED_WS_NO_EXTENSION": None},
         note="C accelerator",
     ),

@@ -1,6 +1,6 @@
 """
 Tests for L{twisted_ws.core.masking} and the optional C extension
-C{twisted_ws._speedups}.
+C{twisted_ws.core._speedups}.
 
 Both implementations are checked against a deliberately naive per-byte
 reference.  Tests of the C functions themselves skip when the extension is
@@ -27,13 +27,13 @@ from twisted_ws.core import masking
 from twisted_ws.core.masking import HAVE_SPEEDUPS, pyMask, pyMaskInto
 
 try:
-    from twisted_ws import _speedups
+    from twisted_ws.core import _speedups
 except ImportError:  # pragma: no cover - depends on the build
     _speedups = None
 
 requiresExtension = pytest.mark.skipif(
     _speedups is None,
-    reason="twisted_ws._speedups C extension is not built "
+    reason="twisted_ws.core._speedups C extension is not built "
     "(run `python setup.py build_ext --inplace`)",
 )
 
@@ -354,7 +354,7 @@ class TestSelection:
         """
         if os.environ.get("TWISTED_WS_REQUIRE_EXTENSION", "") in ("", "0"):
             pytest.skip("TWISTED_WS_REQUIRE_EXTENSION is not set")
-        importlib.import_module("twisted_ws._speedups")
+        importlib.import_module("twisted_ws.core._speedups")
         if not masking._extensionDisabled(os.environ):
             assert HAVE_SPEEDUPS
 

@@ -13,8 +13,10 @@ implementations are provided:
   - L{pyMask} / L{pyMaskInto}: pure Python, always available and always
     correct.  They XOR the whole buffer as one big integer instead of looping
     per byte, which is roughly 0.25 GB/s.
-  - C{twisted_ws._speedups.mask} / C{maskInto}: the optional C extension
-    (SIMD, GIL released for large inputs), more than 10 GB/s.
+  - C{twisted_ws.core._speedups.mask} / C{maskInto}: the optional C
+    extension (SIMD, GIL released for large inputs), more than 10 GB/s.  It
+    lives inside the core, next to this module, so the core finds its own
+    accelerator without importing its parent package.
 
 L{mask} and L{maskInto} are bound to the C functions when the extension can
 be imported, and to the pure-Python ones otherwise; L{HAVE_SPEEDUPS} tells
@@ -131,11 +133,11 @@ def _select(
     """
     if not _extensionDisabled(environ):
         try:
-            from twisted_ws import _speedups
+            from ._speedups import mask as cMask, maskInto as cMaskInto
         except ImportError:
             pass
         else:
-            return True, _speedups.mask, _speedups.maskInto
+            return True, cMask, cMaskInto
     return False, pyMask, pyMaskInto
 
 

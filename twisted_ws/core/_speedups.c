@@ -1,5 +1,5 @@
 /*
- * twisted_ws._speedups: optional C accelerator for twisted_ws.
+ * twisted_ws.core._speedups: optional C accelerator for twisted_ws.
  *
  * WebSocket payload masking (RFC 6455 section 5.3) XORs byte i of a payload
  * with key[(i + offset) % 4].  It runs on every byte a client sends, so it is
@@ -500,7 +500,7 @@ PyDoc_STRVAR(speedups_doc,
 
 static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
-    "twisted_ws._speedups",   /* m_name */
+    "twisted_ws.core._speedups", /* m_name */
     speedups_doc,             /* m_doc */
     0,                        /* m_size */
     speedups_methods,         /* m_methods */
