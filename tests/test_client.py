@@ -35,7 +35,6 @@ from twisted.trial.unittest import TestCase
 from twisted_ws import HandshakeError, Reject, WebSocketProtocol, WebSocketServerFactory
 from twisted_ws.client import (
     MAX_REJECTION_BODY,
-    ReconnectingWebSocketClient,
     WebSocketClientEndpoint,
     WebSocketHandshakeRejected,
     WebSocketOpenTimeout,
@@ -43,6 +42,7 @@ from twisted_ws.client import (
     connectWS,
     parseURL,
 )
+from twisted_ws.reconnecting import ReconnectingWebSocketClient
 
 from wshelpers import makeCA, makeLeaf  # noqa: E402
 

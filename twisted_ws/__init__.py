@@ -16,26 +16,65 @@ The I/O-free protocol logic lives in L{twisted_ws.core}; the modules here
 glue it to Twisted.
 """
 
-from .core.acceptance import DEFAULT_SUBPROTOCOL, Accept, Reject
-from .core.closecodes import CloseCode, CloseInfo
-from .core.deflate import ClientPerMessageDeflate, DeflateExtension, PerMessageDeflate
-from .core.errors import HandshakeError, ProtocolError, WebSocketError
-from .core.handshake import HandshakeRequest
-from .core.options import WebSocketOptions
-from .protocol import ConnectionClosed, MessageWriter, WebSocketProtocol
-from .portsharing import PortSharingFactory
-from .resource import WebSocketResource
-from .server import ServerHandshakeProtocol, WebSocketServerFactory
-from .stream import StreamOverWebSocketFactory, StreamOverWebSocketProtocol
-from .client import (
-    ReconnectingWebSocketClient,
-    WebSocketClientEndpoint,
-    WebSocketClientFactory,
-    WebSocketHandshakeRejected,
-    WebSocketOpenTimeout,
-    WebSocketProxyError,
-    connectWS,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .client import (
+        WebSocketClientEndpoint,
+        WebSocketClientFactory,
+        WebSocketHandshakeRejected,
+        WebSocketOpenTimeout,
+        connectWS,
+    )
+    from .core.acceptance import DEFAULT_SUBPROTOCOL, Accept, Reject
+    from .core.closecodes import CloseCode, CloseInfo
+    from .core.deflate import ClientPerMessageDeflate, DeflateExtension, PerMessageDeflate
+    from .core.errors import HandshakeError, ProtocolError, WebSocketError
+    from .core.handshake import HandshakeRequest
+    from .core.options import WebSocketOptions
+    from .portsharing import PortSharingFactory
+    from .protocol import ConnectionClosed, MessageWriter, WebSocketProtocol
+    from .proxy import WebSocketProxyError
+    from .reconnecting import ReconnectingWebSocketClient
+    from .resource import WebSocketResource
+    from .server import ServerHandshakeProtocol, WebSocketServerFactory
+    from .stream import StreamOverWebSocketFactory, StreamOverWebSocketProtocol
+
+# Each public name and the module defining it.  The names are imported on
+# first use (PEP 562) rather than here, so that importing the I/O-free
+# twisted_ws.core -- which runs this file first -- does not pull in Twisted.
+_EXPORTS = {
+    "Accept": "twisted_ws.core.acceptance",
+    "ClientPerMessageDeflate": "twisted_ws.core.deflate",
+    "CloseCode": "twisted_ws.core.closecodes",
+    "CloseInfo": "twisted_ws.core.closecodes",
+    "ConnectionClosed": "twisted_ws.protocol",
+    "DEFAULT_SUBPROTOCOL": "twisted_ws.core.acceptance",
+    "DeflateExtension": "twisted_ws.core.deflate",
+    "HandshakeError": "twisted_ws.core.errors",
+    "HandshakeRequest": "twisted_ws.core.handshake",
+    "MessageWriter": "twisted_ws.protocol",
+    "PerMessageDeflate": "twisted_ws.core.deflate",
+    "PortSharingFactory": "twisted_ws.portsharing",
+    "ProtocolError": "twisted_ws.core.errors",
+    "ReconnectingWebSocketClient": "twisted_ws.reconnecting",
+    "Reject": "twisted_ws.core.acceptance",
+    "ServerHandshakeProtocol": "twisted_ws.server",
+    "StreamOverWebSocketFactory": "twisted_ws.stream",
+    "StreamOverWebSocketProtocol": "twisted_ws.stream",
+    "WebSocketClientEndpoint": "twisted_ws.client",
+    "WebSocketClientFactory": "twisted_ws.client",
+    "WebSocketError": "twisted_ws.core.errors",
+    "WebSocketHandshakeRejected": "twisted_ws.client",
+    "WebSocketOpenTimeout": "twisted_ws.client",
+    "WebSocketProxyError": "twisted_ws.proxy",
+    "WebSocketOptions": "twisted_ws.core.options",
+    "WebSocketProtocol": "twisted_ws.protocol",
+    "WebSocketResource": "twisted_ws.resource",
+    "WebSocketServerFactory": "twisted_ws.server",
+    "connectWS": "twisted_ws.client",
+}
 
 __version__ = "0.1.0"
 
@@ -70,3 +109,17 @@ __all__ = [
     "WebSocketServerFactory",
     "connectWS",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name from its module on first use, then cache it."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

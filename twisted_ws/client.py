@@ -29,7 +29,7 @@ from twisted.internet import error
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.interfaces import IDelayedCall, IReactorTime, IStreamClientEndpoint
-from twisted.internet.protocol import ClientFactory, Factory, Protocol
+from twisted.internet.protocol import ClientFactory, Protocol
 from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper
 from twisted.python.failure import Failure
@@ -53,7 +53,8 @@ from .core.handshake import (
 from .core.http import HeadParser, ResponseHead
 from .core.options import WebSocketOptions
 from .core.urls import WebSocketURL, parseURL
-from .protocol import WebSocketProtocol, _defaultClock, setNoDelay
+from .clock import defaultClock
+from .protocol import WebSocketProtocol, setNoDelay
 from .proxy import WebSocketProxyError, parseProxyURL, selectProxy, HTTPTunnelEndpoint
 from .switching import switchProtocol
 from .tlsoptions import clientConnectionCreator
@@ -68,7 +69,6 @@ __all__ = [
     "WebSocketClientFactory",
     "WebSocketClientEndpoint",
     "connectWS",
-    "ReconnectingWebSocketClient",
 ]
 
 _log = Logger()
@@ -428,7 +428,7 @@ class WebSocketClientFactory(ClientFactory):
             else None
         )
         self.options = WebSocketOptions.fromKeywords(options, **optionValues)
-        self.clock = clock or _defaultClock()
+        self.clock = clock or defaultClock()
         self._openWaiters: list[Deferred[Any]] = []
         # Fail now, not at connect time, on bad headers or subprotocol names.
         self.requestBytes(generateKey())
@@ -590,11 +590,6 @@ class WebSocketClientEndpoint:
         return d
 
 
-class _CallableFactory(Factory):
-    def __init__(self, protocol: Callable[[], Any]) -> None:
-        self.protocol = protocol  # type: ignore[assignment]
-
-
 def connectWS(
     url: str | WebSocketURL,
     protocol: Callable[[], WebSocketProtocol] = WebSocketProtocol,
@@ -662,7 +657,3 @@ def connectWS(
         WebSocketClientFactory(protocol, clientEndpoint.url, **clientEndpoint._handshake)  # type: ignore[arg-type]
     )
 
-
-# Re-exported here, where users look for the client API; defined in its own
-# module (it needs the endpoint above).
-from .reconnecting import ReconnectingWebSocketClient  # noqa: E402

@@ -37,7 +37,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from .core.sniffing import HTTP_METHODS, Sniffed, classify, headEnd, wantsWebSocket
-from .protocol import _defaultClock
+from .clock import defaultClock
 from .switching import switchProtocol
 
 __all__ = ["PortSharingFactory", "PortSharingProtocol"]
@@ -115,7 +115,7 @@ class PortSharingFactory(Factory):
         self.maxHeadBytes = maxHeadBytes
         self.headTimeout = headTimeout
         self.methods = frozenset(methods)
-        self.clock = clock or _defaultClock()
+        self.clock = clock or defaultClock()
         self.tlsOptions = tlsOptions
         self._tlsFactory: Any = None
         if tlsOptions is not None:

@@ -23,6 +23,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from .clock import defaultClock
 from .core.closecodes import CloseCode, CloseInfo
 from .core.connection import WebSocketConnection
 from .core.errors import WebSocketError
@@ -61,12 +62,6 @@ def setNoDelay(transport: Any) -> None:
             setter(True)
         except (OSError, AttributeError, NotImplementedError):
             pass
-
-
-def _defaultClock() -> IReactorTime:
-    from twisted.internet import reactor
-
-    return reactor  # type: ignore[return-value]
 
 
 @implementer(IPushProducer)
@@ -150,7 +145,7 @@ class WebSocketProtocol(Protocol):
             options = getattr(self.factory, "options", None) or WebSocketOptions()
             self.options = options
         if self.clock is None:
-            self.clock = getattr(self.factory, "clock", None) or _defaultClock()
+            self.clock = getattr(self.factory, "clock", None) or defaultClock()
         self._conn = WebSocketConnection(
             self,
             transport.write,

@@ -11,8 +11,9 @@ from typing import Any
 from twisted.application.internet import ClientService
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
+from twisted.internet.protocol import Factory
 
-from .client import WebSocketClientEndpoint, _CallableFactory, _unwrap
+from .client import WebSocketClientEndpoint
 from .core.closecodes import CloseCode
 from .core.urls import WebSocketURL
 from .protocol import WebSocketProtocol
@@ -53,18 +54,32 @@ class ReconnectingWebSocketClient(Service):
 
             reactor = defaultReactor
         self.endpoint = WebSocketClientEndpoint(reactor, url, **connectOptions)
+        self._protocol = protocol
         self._prepare = prepareConnection
+        self._built: WebSocketProtocol | None = None
         self._current: WebSocketProtocol | None = None
         self._service = ClientService(
             self.endpoint,
-            _CallableFactory(protocol),
+            Factory.forProtocol(self._buildProtocol),
             retryPolicy=retryPolicy,
             clock=reactor,
             prepareConnection=self._prepareConnection,
         )
 
+    def _buildProtocol(self) -> WebSocketProtocol:
+        """
+        Build the application's protocol and remember it: C{ClientService}
+        hands C{prepareConnection} a proxy of its own, and this is how we get
+        our protocol back without reaching into the proxy.
+        """
+        self._built = self._protocol()
+        return self._built
+
     def _prepareConnection(self, wrapped: Any) -> Any:
-        protocol = _unwrap(wrapped)
+        # ClientService makes one attempt at a time, so the protocol built
+        # last is the one whose connection just opened.
+        protocol, self._built = self._built, None
+        assert protocol is not None
         self._current = protocol
         if self._prepare is not None:
             return self._prepare(protocol)
@@ -76,7 +91,9 @@ class ReconnectingWebSocketClient(Service):
         next successful handshake (or a failure after C{failAfterFailures}
         failed attempts).
         """
-        return self._service.whenConnected(failAfterFailures=failAfterFailures).addCallback(_unwrap)
+        # ClientService.whenConnected fires with the factory's own protocol,
+        # not its proxy.
+        return self._service.whenConnected(failAfterFailures=failAfterFailures)
 
     def startService(self) -> None:
         super().startService()

@@ -37,7 +37,8 @@ from .core.handshake import (
 )
 from .core.http import HeadParser
 from .core.options import WebSocketOptions
-from .protocol import WebSocketProtocol, _defaultClock
+from .clock import defaultClock
+from .protocol import WebSocketProtocol
 from .switching import switchProtocol
 
 __all__ = ["WebSocketServerFactory", "ServerHandshakeProtocol", "AcceptHook", "resolveDecision"]
@@ -89,7 +90,7 @@ class WebSocketServerFactory(Factory):
         self.accept = accept
         self.extensions = list(extensions)
         self.options = WebSocketOptions.fromKeywords(options, **optionValues)
-        self.clock = clock or _defaultClock()
+        self.clock = clock or defaultClock()
 
     def buildProtocol(self, addr: Any) -> ServerHandshakeProtocol:
         p = self.handshakeProtocol(self)

@@ -44,7 +44,8 @@ from .core.closecodes import CloseCode
 from .core.errors import HandshakeError
 from .core.handshake import HandshakeRequest
 from .core.options import WebSocketOptions
-from .protocol import WebSocketProtocol, _defaultClock
+from .clock import defaultClock
+from .protocol import WebSocketProtocol
 from .server import WebSocketServerFactory
 from .status import ConnectionStats, StatusResource
 
@@ -271,7 +272,7 @@ class WebSocketService(service.MultiService):
 
     def __init__(self, stopTimeout: float = 5.0, clock: IReactorTime | None = None) -> None:
         super().__init__()
-        self.clock = clock or _defaultClock()
+        self.clock = clock or defaultClock()
         self.stopTimeout = stopTimeout
         self.connections: dict[WebSocketProtocol, None] = {}
         self.stats = ConnectionStats(self.clock)
