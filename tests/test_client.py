@@ -624,7 +624,7 @@ class TLSTests(TestCase):
 
     @inlineCallbacks
     def test_failsOnWrongHostname(self):
-        from service_identity import VerificationError
+        from twisted_ws import CertificateVerificationError
 
         d = connectWS(
             f"wss://wrong.example:{self.number}/",
@@ -632,7 +632,7 @@ class TLSTests(TestCase):
             trustRoot=str(self.caPath),
             endpoint=TCP4ClientEndpoint(reactor, "127.0.0.1", self.number),
         )
-        yield self.assertFailure(d, VerificationError)
+        yield self.assertFailure(d, CertificateVerificationError)
 
 
 # -- proxy --------------------------------------------------------------------------

@@ -200,6 +200,59 @@ def makeLeaf(directory: Path, ca, hostname: str = "localhost") -> tuple[Path, Pa
     return certPath, keyPath
 
 
+def makeIssuedCertificate(
+    directory: Path,
+    ca,
+    name: str = "issued",
+    *,
+    commonName: str = "localhost",
+    dnsNames=(),
+    ipAddresses=(),
+    validDays: tuple[float, float] = (-1, 30),
+    clientAuth: bool = False,
+) -> tuple[Path, Path]:
+    """
+    A certificate issued by C{ca} (or self-signed when C{ca} is None) with a
+    chosen subject CN, subjectAltName entries (none at all when both lists
+    are empty) and validity window (days from now): (cert, key) paths named
+    C{name}.pem / C{name}.key.  C{clientAuth} makes it a client certificate.
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, commonName)])
+    if ca is None:
+        issuer, signingKey = subject, key
+    else:
+        _, caCert, signingKey = ca
+        issuer = caCert.subject
+    now = datetime.datetime.now(datetime.timezone.utc)
+    usage = ExtendedKeyUsageOID.CLIENT_AUTH if clientAuth else ExtendedKeyUsageOID.SERVER_AUTH
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now + datetime.timedelta(days=validDays[0]))
+        .not_valid_after(now + datetime.timedelta(days=validDays[1]))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+    )
+    names = [x509.DNSName(n) for n in dnsNames]
+    names += [x509.IPAddress(ipaddress.ip_address(a)) for a in ipAddresses]
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    cert = builder.sign(signingKey, hashes.SHA256())
+    certPath, keyPath = directory / f"{name}.pem", directory / f"{name}.key"
+    certPath.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _writeKey(keyPath, key)
+    return certPath, keyPath
+
+
 __all__ = [
     "RecordingHandler",
     "KEY",
@@ -210,5 +263,6 @@ __all__ = [
     "makeCertificate",
     "makeCA",
     "makeLeaf",
+    "makeIssuedCertificate",
     "generateKey",
 ]

@@ -40,12 +40,14 @@ if TYPE_CHECKING:
     from .resource import WebSocketResource
     from .server import ServerHandshakeProtocol, WebSocketServerFactory
     from .stream import StreamOverWebSocketFactory, StreamOverWebSocketProtocol
+    from .tlsoptions import CertificateVerificationError
 
 # Each public name and the module defining it.  The names are imported on
 # first use (PEP 562) rather than here, so that importing the I/O-free
 # twisted_ws.core -- which runs this file first -- does not pull in Twisted.
 _EXPORTS = {
     "Accept": "twisted_ws.core.acceptance",
+    "CertificateVerificationError": "twisted_ws.tlsoptions",
     "ClientPerMessageDeflate": "twisted_ws.core.deflate",
     "CloseCode": "twisted_ws.core.closecodes",
     "CloseInfo": "twisted_ws.core.closecodes",
@@ -80,6 +82,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Accept",
+    "CertificateVerificationError",
     "ClientPerMessageDeflate",
     "CloseCode",
     "CloseInfo",

@@ -19,7 +19,12 @@ ways unchanged.
     "the server is a gateway and the upstream failed" -- more precise than
     1011 (internal error), which says the bridge itself broke.
 
-The factory must have a C{target} attribute: an C{IStreamClientEndpoint}.
+The factory must have a C{target} attribute: an C{IStreamClientEndpoint};
+L{targetEndpoint} builds it from an endpoint string.  A TLS target
+(C{ssl:} or C{tls:}) always verifies the backend's certificate chain and
+hostname and fails closed: Twisted's own C{ssl:} client endpoint verifies
+nothing without C{hostname=}, and with it inherits the fail-open hostname
+check of C{optionsForClientTLS}.
 """
 
 from __future__ import annotations
@@ -36,8 +41,9 @@ from zope.interface import implementer
 
 from .core.closecodes import CloseCode
 from .protocol import WebSocketProtocol
+from .tlsoptions import VerifyingClientTLSOptions, loadClientCertificate, loadTrustRoot
 
-__all__ = ["BridgeProtocol", "BackendProtocol"]
+__all__ = ["BridgeProtocol", "BackendProtocol", "targetEndpoint"]
 
 _log = Logger()
 
@@ -203,3 +209,91 @@ class BridgeProtocol(WebSocketProtocol):
                 error=reason.getErrorMessage(),
             )
             self.close(BACKEND_FAILED_CODE, "backend connection failed")
+
+
+# -- the backend endpoint ------------------------------------------------------
+
+#: For C{ssl:} and C{tls:} targets: our parameter -> the names each accepts.
+_TLS_PARAMETERS = {
+    "hostname": ("hostname",),
+    "trust": ("caCertsDir", "trustRoots"),
+    "certificate": ("certKey", "certificate"),
+    "privateKey": ("privateKey",),
+}
+
+
+def _splitDescription(text: str) -> tuple[list[str], dict[str, str]]:
+    """Positional and keyword parameters of an endpoint string (after the
+    kind), with Twisted's quoting: C{\\} escapes the next character."""
+    args: list[str] = []
+    kwargs: dict[str, str] = {}
+    key: str | None = None
+    buf: list[str] = []
+
+    def finish() -> None:
+        value = "".join(buf)
+        if key is None:
+            args.append(value)
+        else:
+            kwargs[key] = value
+
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c == "\\" and i + 1 < len(text):
+            buf.append(text[i + 1])
+            i += 2
+            continue
+        if c == ":":
+            finish()
+            key, buf = None, []
+        elif c == "=" and key is None:
+            key, buf = "".join(buf), []
+        else:
+            buf.append(c)
+        i += 1
+    finish()
+    return args, kwargs
+
+
+def targetEndpoint(reactor: Any, description: str) -> IStreamClientEndpoint:
+    """
+    The backend endpoint for an endpoint string.  C{ssl:host:port} and
+    C{tls:host:port} (with C{hostname=}, C{caCertsDir=}/C{trustRoots=} -- a
+    directory of PEM files or one PEM file; default: the platform's CAs --
+    and C{certKey=}/C{certificate=} plus C{privateKey=} for a client
+    certificate) become a TCP connection wrapped in
+    L{VerifyingClientTLSOptions}; anything else goes to C{clientFromString}.
+
+    @raise ValueError: a malformed or unsupported TLS description.
+    """
+    from twisted.internet.endpoints import clientFromString, quoteStringArgument, wrapClientTLS
+
+    kind, _, rest = description.partition(":")
+    if kind.strip().lower() not in ("ssl", "tls"):
+        return clientFromString(reactor, description)
+    args, kwargs = _splitDescription(rest)
+    tcp = dict(zip(("host", "port"), args))
+    if len(args) > 2:
+        raise ValueError(f"too many positional parameters in {description!r}")
+    tls: dict[str, str] = {}
+    for name, value in kwargs.items():
+        ours = next((k for k, names in _TLS_PARAMETERS.items() if name in names), None)
+        if ours is not None:
+            tls[ours] = value
+        elif name in ("host", "port", "timeout", "bindAddress"):
+            tcp[name] = value
+        else:
+            raise ValueError(f"unknown parameter {name!r} for a TLS target")
+    if "host" not in tcp or "port" not in tcp:
+        raise ValueError(f"a TLS target needs a host and a port: {description!r}")
+    certificate = None
+    if "certificate" in tls:
+        certificate = loadClientCertificate((tls["certificate"], tls.get("privateKey", tls["certificate"])))
+    creator = VerifyingClientTLSOptions(
+        tls.get("hostname", tcp["host"]),
+        trustRoot=loadTrustRoot(tls.get("trust")),
+        clientCertificate=certificate,
+    )
+    inner = "tcp:" + ":".join(f"{k}={quoteStringArgument(v)}" for k, v in tcp.items())
+    return wrapClientTLS(creator, clientFromString(reactor, inner))

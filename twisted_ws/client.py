@@ -617,8 +617,10 @@ def connectWS(
         and port (UNIX sockets, tests); the URL still supplies C{Host} and
         the path, and C{wss://} still adds TLS on top.
     @param contextFactory: an C{IOpenSSLClientConnectionCreator} for
-        C{wss://}, replacing the default (C{optionsForClientTLS} for the
-        URL's host with C{trustRoot} and C{clientCertificate}).
+        C{wss://}, replacing the default (L{VerifyingClientTLSOptions} for
+        the URL's host with C{trustRoot} and C{clientCertificate}, which
+        fails with L{CertificateVerificationError} on any certificate
+        problem); a replacement is trusted to verify on its own.
     @param trustRoot: CAs to trust: a path to PEM, a C{Certificate}, or an
         C{IOpenSSLTrustRoot}; default: the platform's.
     @param clientCertificate: a C{PrivateCertificate}, a PEM path holding

@@ -37,6 +37,7 @@ from .protocol import WebSocketProtocol
 from .core.acceptance import Accept
 from .server import PendingHandshake, WebSocketServerFactory, runAcceptHook
 from .switching import switchProtocol
+from .tlsoptions import peerCertificate
 
 __all__ = ["WebSocketResource"]
 
@@ -229,6 +230,7 @@ class WebSocketResource(Resource):
         handshake.peer = request.getClientAddress()
         handshake.local = request.getHost()
         handshake.secure = bool(request.isSecure())
+        handshake.peerCertificate = peerCertificate(getattr(request, "transport", None))
         handshake.webRequest = request
         return handshake
 

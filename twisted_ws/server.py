@@ -40,6 +40,7 @@ from .core.options import WebSocketOptions
 from .clock import defaultClock
 from .protocol import WebSocketProtocol
 from .switching import switchProtocol
+from .tlsoptions import peerCertificate
 
 __all__ = ["WebSocketServerFactory", "ServerHandshakeProtocol", "AcceptHook", "resolveDecision"]
 
@@ -361,6 +362,7 @@ class ServerHandshakeProtocol(Protocol, PendingHandshake):
         request.peer = self.transport.getPeer()
         request.local = self.transport.getHost()
         request.secure = ISSLTransport.providedBy(self.transport)
+        request.peerCertificate = peerCertificate(self.transport)
         self._request = request
         self._readAhead = self._parser.rest
         decision = runAcceptHook(self.factory, request, self._accepted, self._reject)

@@ -553,7 +553,9 @@ class Options(usage.Options):
         ["mode", "m", "echo", "What the server does with messages.", _mode],
         ["target", "t", None,
          "Bridge mode: the backend's client endpoint, e.g. tcp:localhost:5900 "
-         "(tcp:host:port:timeout=5 bounds the connection attempt)."],
+         "(tcp:host:port:timeout=5 bounds the connection attempt). "
+         "ssl:host:port[:caCertsDir=PATH][:hostname=NAME][:certKey=PEM:privateKey=PEM] "
+         "verifies the backend's certificate and hostname (default CAs: the platform's)."],
         ["protocol", "p", None,
          "Custom mode: the dotted name of your WebSocketProtocol subclass, "
          "e.g. myapp.chat.ChatProtocol (it must be importable)."],
@@ -648,10 +650,10 @@ class Options(usage.Options):
         if mode == "bridge":
             if self["target"] is None:
                 raise usage.UsageError("--mode bridge needs --target, e.g. --target tcp:localhost:5900")
-            from twisted.internet.endpoints import clientFromString
+            from .bridge import targetEndpoint
 
             try:
-                clientFromString(_ParsingOnly(), self["target"])
+                targetEndpoint(_ParsingOnly(), self["target"])
             except Exception as e:
                 raise usage.UsageError(f"--target {self['target']!r}: {e}") from None
         elif self["target"] is not None:
@@ -717,7 +719,7 @@ def _describer(description: str, wsPath: str, siteMode: bool) -> Callable[[Any],
 def makeService(options: Options, clock: IReactorTime | None = None) -> WebSocketService:
     """Build the service C{twistd websocket} runs from parsed L{Options}."""
     from twisted.internet import reactor
-    from twisted.internet.endpoints import clientFromString, serverFromString
+    from twisted.internet.endpoints import serverFromString
 
     clock = clock or reactor  # type: ignore[assignment]
     top = WebSocketService(stopTimeout=options["stop-timeout"], clock=clock)
@@ -763,7 +765,9 @@ def makeService(options: Options, clock: IReactorTime | None = None) -> WebSocke
         factory.hub = hub
         extra["broadcast"] = hub.status
     elif mode == "bridge":
-        factory.target = clientFromString(reactor, options["target"])
+        from .bridge import targetEndpoint
+
+        factory.target = targetEndpoint(reactor, options["target"])
         factory.targetDescription = options["target"]
 
     siteMode = options["static"] is not None or options["status"] is not None

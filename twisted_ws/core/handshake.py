@@ -100,6 +100,10 @@ class HandshakeRequest:
     core cannot know them, so the Twisted layer fills them in.
     C{webRequest} is the C{twisted.web} request when the upgrade arrived
     through a resource (cookies, session, args), else C{None}.
+    C{peerCertificate} is the client's TLS certificate (a
+    C{cryptography.x509.Certificate}) when it presented one, else C{None}:
+    what an accept hook checks for mutual-TLS authentication.  It is typed
+    C{object} because the core imports no TLS library.
     """
 
     method: str
@@ -117,6 +121,7 @@ class HandshakeRequest:
     local: object = None
     secure: bool = False
     webRequest: object = None
+    peerCertificate: object = None
 
     def header(self, name: str) -> str | None:
         """The first value of header C{name} (case-insensitive), or None."""
