@@ -665,9 +665,11 @@ def test_pauseWritingMidMessage():
     # Another message waits behind the first.
     conn.sendMessage("after")
     assert len(e.written) == 1
-    # A pong goes out while paused.
+    # A pong is held while paused (nothing grows) and goes out first on
+    # resume, between fragments.
     e.recv(e.frame(OP_PING, b"hb"))
-    assert len(e.written) == 2
+    assert len(e.written) == 1
+    assert conn.pendingBytes == conn.bufferedAmount + 2
     conn.resumeWriting()
     frames = e.sentFrames()
     assert [(op, fin) for op, fin, _, _ in frames] == [
@@ -1007,3 +1009,42 @@ def test_largeBatchesAreHandedOverEarly():
     assert max(sizes) < 65536 + 10_010
     assert sum(sizes) == sum(len(w) for w in e.written)
     assert [len(p) for op, _, _, p in e.sentFrames()] == [10_000] * 20
+
+
+# -- ping flood while paused ---------------------------------------------------
+
+
+def test_pingFloodWhilePausedHoldsOnePong():
+    """
+    10,000 pings from a peer whose transport is full: nothing is written or
+    queued but one Pong, for the most recent ping (RFC 6455 §5.5.3).
+    """
+    e = Endpoint()
+    e.conn.pauseWriting()
+    e.recv(*[e.frame(OP_PING, b"%d" % i) for i in range(10_000)])
+    assert e.written == []
+    assert e.conn.bufferedAmount == 0
+    assert e.conn.pendingBytes == len(b"9999")
+    assert len([ev for ev in e.events if ev[0] == "ping"]) == 10_000
+    e.conn.resumeWriting()
+    assert e.sentFrames() == [(OP_PONG, True, 0, b"9999")]
+    e.conn.resumeWriting()
+    assert len(e.sentFrames()) == 1, "the held Pong is written once"
+
+
+def test_heldPongGoesBeforeTheCloseOfAFailure():
+    e = Endpoint()
+    e.conn.pauseWriting()
+    e.recv(e.frame(OP_PING, b"a"), e.frame(OP_PING, b"b"))
+    e.conn.fail(CloseCode.POLICY_VIOLATION, "")
+    assert [(op, p) for op, _, _, p in e.sentFrames()] == [(OP_PONG, b"b"), (OP_CLOSE, b"\x03\xf0")]
+    assert e.conn.pendingBytes == 0
+
+
+def test_heldPongGoesBeforeTheReplyToPeerClose():
+    e = Endpoint()
+    e.conn.pauseWriting()
+    e.recv(e.frame(OP_PING, b"a"), e.frame(OP_CLOSE, b"\x03\xe8"), e.frame(OP_PING, b"late"))
+    assert [(op, p) for op, _, _, p in e.sentFrames()] == [(OP_PONG, b"a"), (OP_CLOSE, b"\x03\xe8")]
+    e.conn.resumeWriting()
+    assert len(e.sentFrames()) == 2, "no Pong after our Close"

@@ -8,15 +8,18 @@ sides, limits, TLS and UNIX sockets, and a client that never reads.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import ssl
 import tempfile
+import time
 from pathlib import Path
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.threads import deferToThread
+from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import TestCase
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect, unix_connect
@@ -273,6 +276,65 @@ class TCPTests(LoopbackMixin, TestCase):
         self.assertEqual(received[-4:], b"\x88\x02\x03\xe8")
         code, _, wasClean = yield server.closed
         self.assertEqual((code, wasClean), (1000, True))
+
+    @inlineCallbacks
+    def test_clientThatNeverReadsIsAbortedAtTheWriteDeadline(self):
+        """
+        The server sends 8 MiB to a client that completed the handshake and
+        then never reads (small receive buffer): once its output has not
+        drained for writeTimeout (1 s) the server aborts the connection and
+        logs the peer and the bytes pending.
+        """
+
+        class Flooder(WebSocketProtocol):
+            def connectionMade(self):
+                self.openedAt = time.monotonic()
+                self.closed = Deferred()
+                for _ in range(64):
+                    self.sendMessage(b"f" * (128 << 10))
+
+            def connectionClosed(self, code, reason, wasClean):
+                self.closed.callback((time.monotonic() - self.openedAt, code, wasClean))
+
+        servers = []
+
+        def build():
+            servers.append(Flooder())
+            return servers[-1]
+
+        factory = WebSocketServerFactory(build, writeTimeout=1.0, pingInterval=None, closeTimeout=None)
+        port = yield serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(factory)
+        self.addCleanup(port.stopListening)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(sock.close)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(10)
+        sock.connect(("127.0.0.1", port.getHost().port))
+        sock.sendall(upgradeRequest())
+
+        def readHead():
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = sock.recv(1)  # byte by byte: read nothing past the head
+                if not chunk:
+                    raise AssertionError("closed during the handshake")
+                head += chunk
+            return head
+
+        head = yield deferToThread(readHead)
+        self.assertTrue(head.startswith(b"HTTP/1.1 101"), head)
+        with capturedLogs() as events:
+            # Bounded: the test fails after 10 s rather than waiting for ever.
+            elapsed, code, wasClean = yield servers[0].closed.addTimeout(10, reactor)
+        self.assertEqual((code, wasClean), (1006, False))
+        self.assertGreater(elapsed, 0.9)
+        self.assertLess(elapsed, 1.0 + 4.0)
+        lines = [formatEvent(e) for e in events if "write timed out" in (e.get("log_format") or "")]
+        self.assertEqual(len(lines), 1, lines)
+        self.assertIn(f"port={sock.getsockname()[1]}", lines[0])
+        pending = re.search(r"\((\d+) bytes queued here, (\d+) in the transport\)", lines[0])
+        self.assertIsNotNone(pending, lines[0])
+        self.assertGreater(int(pending.group(1)) + int(pending.group(2)), 1 << 20)
 
 
 class TLSAndUNIXTests(LoopbackMixin, TestCase):

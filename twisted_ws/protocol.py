@@ -6,7 +6,7 @@ handshake is over (the server's upgrade protocol, the twisted.web resource
 and the client all hand the live transport to it), so from then on every
 byte goes straight to it.  It drives the I/O-free
 L{twisted_ws.core.connection.WebSocketConnection} and adds what needs a
-reactor: timers (close timeout, keepalive), Deferreds (L{ping},
+reactor: timers (close timeout, keepalive, write deadline), Deferreds (L{ping},
 L{close}), producer/consumer flow control and C{TCP_NODELAY}.
 """
 
@@ -64,6 +64,23 @@ def setNoDelay(transport: Any) -> None:
             pass
 
 
+def _transportBacklog(transport: Any) -> int | None:
+    """
+    Bytes a transport holds unsent, for the log only: Twisted offers no
+    public count, so read its file descriptor's buffers (under TLS, those of
+    the TCP transport beneath), or return C{None}.
+    """
+    for _ in range(3):
+        if transport is None:
+            return None
+        data = getattr(transport, "dataBuffer", None)
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            extra = getattr(transport, "_tempDataLen", 0)
+            return len(data) + (extra if isinstance(extra, int) else 0)
+        transport = getattr(transport, "transport", None)
+    return None
+
+
 @implementer(IPushProducer)
 class WebSocketProtocol(Protocol):
     """
@@ -116,6 +133,7 @@ class WebSocketProtocol(Protocol):
 
     _conn: WebSocketConnection | None = None
     _closeTimer: IDelayedCall | None = None
+    _writeTimer: IDelayedCall | None = None  # armed while our output is blocked
     _pingTimer: IDelayedCall | None = None
     _pongTimer: IDelayedCall | None = None
     _keepalivePayload: bytes | None = None
@@ -177,7 +195,7 @@ class WebSocketProtocol(Protocol):
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self.connected = False
-        for name in ("_closeTimer", "_pingTimer", "_pongTimer", "_pullCall"):
+        for name in ("_closeTimer", "_writeTimer", "_pingTimer", "_pongTimer", "_pullCall"):
             call = getattr(self, name)
             if call is not None and call.active():
                 call.cancel()
@@ -381,8 +399,12 @@ class WebSocketProtocol(Protocol):
         if self._conn is not None:
             self._conn.flushPending()
         # A registered producer would hold loseConnection() up: unregister
-        # first, the close timer still aborts a peer that never reads.
+        # first.  TCP closes once the transport's buffer drains, and no
+        # resumeProducing will tell us it did: the write deadline runs from
+        # here (or goes on from the pause), so a peer that never reads our
+        # Close is still aborted in time.
         self.transport.unregisterProducer()
+        self._armWriteDeadline()
         self.transport.loseConnection()
 
     def _closeTimedOut(self) -> None:
@@ -395,6 +417,29 @@ class WebSocketProtocol(Protocol):
             self._closeTimer = self.clock.callLater(timeout, self._closeTimedOut)  # type: ignore[union-attr]
             return
         _log.debug("WebSocket close timed out; aborting {peer}", peer=self._peer())
+        self.abortConnection()
+
+    # -- write deadline ------------------------------------------------------
+
+    def _armWriteDeadline(self) -> None:
+        if self._writeTimer is None and self.connected:
+            timeout = self.options.writeTimeout  # type: ignore[union-attr]
+            if timeout is not None:
+                self._writeTimer = self.clock.callLater(timeout, self._writeTimedOut)  # type: ignore[union-attr]
+
+    def _writeTimedOut(self) -> None:
+        self._writeTimer = None
+        conn = self._conn
+        queued = conn.pendingBytes if conn is not None else 0
+        buffered = _transportBacklog(self.transport)
+        _log.info(
+            "WebSocket write timed out: output to {peer} blocked for {timeout} s; "
+            "aborting ({queued} bytes queued here, {buffered} in the transport)",
+            peer=self._peer(),
+            timeout=self.options.writeTimeout,  # type: ignore[union-attr]
+            queued=queued,
+            buffered="unknown" if buffered is None else buffered,
+        )
         self.abortConnection()
 
     def _peer(self) -> object:
@@ -495,6 +540,8 @@ class WebSocketProtocol(Protocol):
             conn.pauseWriting()
             self._readPaused = True
             self._updateReading()
+            if self._writeTimer is None:
+                self._armWriteDeadline()
         if self._producer is not None and self._producerStreaming and not self._producerPaused:
             self._producerPaused = True
             self._producer.pauseProducing()
@@ -503,6 +550,13 @@ class WebSocketProtocol(Protocol):
         """The transport drained: write what waited, then read again."""
         conn = self._conn
         if conn is not None:
+            # The peer took everything the transport held: the deadline
+            # starts afresh if what waited here fills the transport again.
+            timer = self._writeTimer
+            if timer is not None:
+                self._writeTimer = None
+                if timer.active():
+                    timer.cancel()
             conn.resumeWriting()
             if conn.paused:
                 return

@@ -524,6 +524,8 @@ _LIMIT_OPTIONS: list[tuple[str, str, Callable[[str], Any], str]] = [
     ("open-timeout", "openTimeout", _secondsOrOff, "Seconds a client has to complete the opening handshake."),
     ("close-timeout", "closeTimeout", _secondsOrOff,
      "Seconds to wait for the close handshake before aborting the connection."),
+    ("write-timeout", "writeTimeout", _secondsOrOff,
+     "Seconds output may stay unsent (a peer that stops reading) before the connection is aborted."),
     ("ping-interval", "pingInterval", _secondsOrOff, "Seconds between keepalive pings."),
     ("ping-timeout", "pingTimeout", _secondsOrOff,
      "Seconds a keepalive pong may take before the connection is closed with 1011."),

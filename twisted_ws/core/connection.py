@@ -16,6 +16,9 @@ Outgoing data messages larger than C{fragmentSize} are cut into fragments
 and written while the transport accepts data: when the Twisted layer calls
 L{WebSocketConnection.pauseWriting} (its transport's buffer is full) the rest
 waits in a queue, and pongs and Closes can still go out between fragments.
+While paused, pings are answered by one held Pong carrying the most recent
+ping's payload (RFC 6455 §5.5.3), so a peer flooding pings without reading
+cannot make anything grow.
 """
 
 from __future__ import annotations
@@ -98,6 +101,7 @@ class WebSocketConnection:
         "_extensions",
         "_queue",
         "_queuedBytes",
+        "_pendingPong",
         "_sendingStream",
         "_maskKey",
         "_msgText",
@@ -149,6 +153,8 @@ class WebSocketConnection:
         # Created when something must wait (most connections never queue).
         self._queue: deque[list] | None = None
         self._queuedBytes = 0
+        # The Pong owed while paused: only the latest ping is answered.
+        self._pendingPong: bytes | None = None
         self._sendingStream = False
         self._maskKey = maskKey
         self._msgText = False
@@ -302,7 +308,12 @@ class WebSocketConnection:
 
     def _controlFrameReceived(self, opcode: int, payload: bytes) -> None:
         if opcode == OP_PING:
-            self._writeFrame(OP_PONG, payload)
+            if self.paused:
+                # Nothing is written while paused; the Pong for the latest
+                # ping replaces any earlier one, and goes first on resume.
+                self._pendingPong = payload
+            else:
+                self._writeFrame(OP_PONG, payload)
             self.handler.pingReceived(payload)
         elif opcode == OP_PONG:
             if self.pongWatcher is not None:
@@ -339,6 +350,12 @@ class WebSocketConnection:
     def bufferedAmount(self) -> int:
         """Bytes of data messages waiting for the transport to accept them."""
         return self._queuedBytes
+
+    @property
+    def pendingBytes(self) -> int:
+        """Payload bytes held here, waiting to be written: data and a held Pong."""
+        pong = self._pendingPong
+        return self._queuedBytes if pong is None else self._queuedBytes + len(pong)
 
     def sendMessage(
         self, data: bytes | str, isText: bool | None = None, compress: bool | None = None
@@ -487,6 +504,10 @@ class WebSocketConnection:
             self._sendClose(code, reason)
 
     def _sendClose(self, code: int | None, reason: str) -> None:
+        if self._pendingPong is not None:
+            # Answer the ping before the Close: nothing may follow a Close.
+            self._writeFrame(OP_PONG, self._pendingPong)
+            self._pendingPong = None
         self.closeSent = (code, reason)
         self._parser.lenient = True
         self._writeFrame(OP_CLOSE, buildClosePayload(code, reason))
@@ -500,6 +521,10 @@ class WebSocketConnection:
     def resumeWriting(self) -> None:
         """The transport drained: write what is queued."""
         self.paused = False
+        pong = self._pendingPong
+        if pong is not None:
+            self._pendingPong = None
+            self._writeFrame(OP_PONG, pong)
         if self._queue:
             self._flush()
 

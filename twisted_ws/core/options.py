@@ -33,6 +33,10 @@ class WebSocketOptions:
     #: then the connection is aborted (a peer that never reads cannot hold
     #: a closing connection open).
     closeTimeout: float | None = 10.0
+    #: Seconds our output may stay blocked (the transport's buffer full, or
+    #: frames waiting here) before the connection is aborted: a peer that
+    #: stops reading cannot pin a connection, in any state.
+    writeTimeout: float | None = 10.0
     #: Seconds between keepalive pings (C{None}: no pings).
     pingInterval: float | None = 20.0
     #: Seconds a keepalive pong may take before the connection is failed
