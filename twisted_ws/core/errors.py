@@ -53,3 +53,31 @@ class ProtocolError(WebSocketError):
 
     def __str__(self) -> str:
         return f"{self.code} {self.reason}"
+
+
+class ClientHandshakeError(WebSocketError):
+    """
+    The client's opening handshake failed without an HTTP refusal.
+
+    A refusal (any status but 101) is not an error of this kind: it is an
+    answer, reported with its status, headers and body.  These errors have
+    no HTTP status of their own, so none is made up for them.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+class InvalidServerResponse(ClientHandshakeError):
+    """
+    The server's answer is not valid HTTP, or is a 101 that breaks RFC 6455
+    section 4.1 (wrong accept key, unrequested subprotocol or extension).
+    """
+
+
+class HandshakeClosed(ClientHandshakeError):
+    """The connection ended before the server answered the upgrade request."""

@@ -10,6 +10,12 @@ checks the server's answer.  Client-side errors carry the HTTP status the
 server sent when it was not 101, and status B{0} when the server said 101 but
 the rest of its answer is unacceptable (there is no meaningful HTTP status
 for "the server is broken" and 0 can never be mistaken for a real one).
+
+These functions are the building blocks; L{twisted_ws.core.opening} drives
+them as one object per role (L{ServerHandshake}, L{ClientHandshake}, whose
+client-side failures have their own error types), L{negotiation} holds what
+every carrier shares, and L{extendedconnect} the HTTP/2 carrier.  Those
+names are importable from here too.
 """
 
 from __future__ import annotations
@@ -45,6 +51,11 @@ __all__ = [
     "buildClientRequest",
     "HandshakeResponse",
     "validateResponse",
+    "isUpgradeAttempt",
+    "parseOffers",
+    "checkNoBody",
+    "checkExtraHeaders",
+    "clientRequestHeaders",
 ]
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -104,6 +115,12 @@ class HandshakeRequest:
     C{cryptography.x509.Certificate}) when it presented one, else C{None}:
     what an accept hook checks for mutual-TLS authentication.  It is typed
     C{object} because the core imports no TLS library.
+
+    C{httpVersion} names the mechanism that carried the WebSocket: C{"1.1"}
+    for an HTTP/1.1 C{Upgrade} request, C{"2"} for an RFC 8441 extended
+    C{CONNECT} on an HTTP/2 stream (whose C{key} is then empty, as that
+    mechanism has none).  C{version} is the request line's own version,
+    C{(1, 1)} as a rule, and C{(2, 0)} for HTTP/2.
     """
 
     method: str
@@ -117,6 +134,7 @@ class HandshakeRequest:
     key: str
     protocols: list[str]
     extensions: list[ExtensionOffer]
+    httpVersion: str = "1.1"
     peer: object = None
     local: object = None
     secure: bool = False
@@ -182,19 +200,8 @@ def validateRequest(head: RequestHead) -> HandshakeRequest:
     if not _isValidKey(key):
         raise HandshakeError(400, "Sec-WebSocket-Key is not 16 bytes of base64")
 
-    origins = headers.getAll("Origin")
-    if len(origins) > 1:
-        raise HandshakeError(400, "more than one Origin header")
-
-    protocols = headers.getCommaList("Sec-WebSocket-Protocol")
-    for protocol in protocols:
-        if not isToken(protocol):
-            raise HandshakeError(400, f"invalid subprotocol name {protocol!r}")
-
-    try:
-        extensions = parseExtensionHeader(headers.getAll("Sec-WebSocket-Extensions"))
-    except ValueError:
-        raise HandshakeError(400, "malformed Sec-WebSocket-Extensions header") from None
+    origin, protocols, extensions = parseOffers(headers)
+    checkNoBody(headers)
 
     return HandshakeRequest(
         method=head.method,
@@ -204,7 +211,7 @@ def validateRequest(head: RequestHead) -> HandshakeRequest:
         version=head.version,
         headers=headers,
         host=host,
-        origin=origins[0] if origins else None,
+        origin=origin,
         key=key,
         protocols=protocols,
         extensions=extensions,
@@ -237,7 +244,13 @@ _ACCEPT_HEAD = (
 )
 
 
-def _checkExtraHeaders(extraHeaders: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+def checkExtraHeaders(extraHeaders: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """
+    The application's extra headers as a list, refusing the ones the
+    handshake writes itself (they would contradict it).
+
+    @raise ValueError: a reserved header name.
+    """
     extra = list(extraHeaders)
     for name, _ in extra:
         if name.lower() in _RESERVED_HEADERS:
@@ -260,7 +273,7 @@ def buildAcceptResponse(
     """
     if subprotocol is not None and subprotocol not in request.protocols:
         raise ValueError(f"subprotocol {subprotocol!r} was not offered by the client")
-    extra = _checkExtraHeaders(extraHeaders)
+    extra = checkExtraHeaders(extraHeaders)
     if extensionsHeader is not None and _EXTENSIONS_VALUE_RE.fullmatch(extensionsHeader) is None:
         raise ValueError(f"invalid Sec-WebSocket-Extensions value {extensionsHeader!r}")
     if not extra:
@@ -333,6 +346,28 @@ def buildClientRequest(
         an extra header is one the handshake sets itself, or a value holds
         CR/LF/NUL.
     """
+    headers = clientRequestHeaders(
+        host, path, key, origin, protocols, extensionsHeader, extraHeaders
+    )
+    return formatRequest("GET", path, headers)
+
+
+def clientRequestHeaders(
+    host: str,
+    path: str,
+    key: str,
+    origin: str | None = None,
+    protocols: Sequence[str] = (),
+    extensionsHeader: str | None = None,
+    extraHeaders: Iterable[tuple[str, str]] = (),
+) -> list[tuple[str, str]]:
+    """
+    The header fields of the client's upgrade request, in sending order
+    (see L{buildClientRequest}, which formats them; the values themselves
+    are checked when formatted).
+
+    @raise ValueError: as L{buildClientRequest}, except for bad values.
+    """
     if not path.startswith("/"):
         raise ValueError(f"request path must start with '/': {path!r}")
     for protocol in protocols:
@@ -351,8 +386,8 @@ def buildClientRequest(
         headers.append(("Sec-WebSocket-Protocol", ", ".join(protocols)))
     if extensionsHeader is not None:
         headers.append(("Sec-WebSocket-Extensions", extensionsHeader))
-    headers += _checkExtraHeaders(extraHeaders)
-    return formatRequest("GET", path, headers)
+    headers += checkExtraHeaders(extraHeaders)
+    return headers
 
 
 @dataclass
@@ -414,3 +449,84 @@ def validateResponse(
     return HandshakeResponse(
         status=head.status, headers=headers, subprotocol=subprotocol, extensions=extensions
     )
+
+
+def isUpgradeAttempt(headers: Headers) -> bool:
+    """
+    Whether a request is trying to open a WebSocket (not a page load).
+
+    Front ends that also serve ordinary HTTP (the twisted.web resource)
+    use it to choose between the WebSocket refusal (the connection closes)
+    and an ordinary answer; any WebSocket header, or C{Upgrade: websocket},
+    counts.
+    """
+    if "Sec-WebSocket-Key" in headers or "Sec-WebSocket-Version" in headers:
+        return True
+    return any(token.lower() == "websocket" for token in headers.getCommaList("Upgrade"))
+
+
+def parseOffers(headers: Headers) -> tuple[str | None, list[str], list[ExtensionOffer]]:
+    """
+    The client's origin, subprotocols and extension offers, checked.
+
+    The same for every carrier of the handshake (HTTP/1.1 Upgrade, HTTP/2
+    extended CONNECT), so it is read in this one place.
+
+    @raise HandshakeError: 400 for a repeated Origin, a subprotocol that
+        is not a token, or a malformed Sec-WebSocket-Extensions.
+    """
+    origins = headers.getAll("Origin")
+    if len(origins) > 1:
+        raise HandshakeError(400, "more than one Origin header")
+    protocols = headers.getCommaList("Sec-WebSocket-Protocol")
+    for protocol in protocols:
+        if not isToken(protocol):
+            raise HandshakeError(400, f"invalid subprotocol name {protocol!r}")
+    try:
+        extensions = parseExtensionHeader(headers.getAll("Sec-WebSocket-Extensions"))
+    except ValueError:
+        raise HandshakeError(400, "malformed Sec-WebSocket-Extensions header") from None
+    return origins[0] if origins else None, protocols, extensions
+
+
+def checkNoBody(headers: Headers) -> None:
+    """
+    Refuse an upgrade request announcing a body.
+
+    Whatever follows the head is WebSocket frames: a body would be read as
+    frames by us and as a body by any proxy in between (smuggling).
+
+    @raise HandshakeError: 400 for any Transfer-Encoding, or a
+        Content-Length other than 0.
+    """
+    if "Transfer-Encoding" in headers or any(
+        value != "0" for value in headers.getAll("Content-Length")
+    ):
+        raise HandshakeError(400, "an upgrade request cannot have a body")
+
+
+#: The I/O-free handshake objects and the negotiation, defined in modules of
+#: their own (they build on this one), are also importable from here; they
+#: are looked up on first use so that those modules can import this one.
+_LAZY_EXPORTS = {
+    "ServerHandshake": "twisted_ws.core.opening",
+    "ClientHandshake": "twisted_ws.core.opening",
+    "ServerState": "twisted_ws.core.opening",
+    "ClientState": "twisted_ws.core.opening",
+    "Accepted": "twisted_ws.core.opening",
+    "Rejected": "twisted_ws.core.opening",
+    "Failed": "twisted_ws.core.opening",
+    "Negotiated": "twisted_ws.core.negotiation",
+    "negotiate": "twisted_ws.core.negotiation",
+    "validateExtendedConnect": "twisted_ws.core.extendedconnect",
+    "extendedConnectResponse": "twisted_ws.core.extendedconnect",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY_EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

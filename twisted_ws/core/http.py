@@ -31,6 +31,7 @@ __all__ = [
     "formatResponse",
     "formatRequest",
     "isToken",
+    "checkHeaderField",
     "RESPONSE_PARSE_ERROR_STATUS",
 ]
 
@@ -439,20 +440,34 @@ class HeadParser:
         return ResponseHead(version, status, reason, self._headers)  # type: ignore[arg-type]
 
 
+def checkHeaderField(name: str, value: str) -> bytes:
+    """
+    Check one header field we are about to send; return its encoded value.
+
+    Shared by every way a response leaves (HTTP/1.1 bytes here, an HTTP/2
+    header list elsewhere), so an application-supplied header is refused
+    the same way whatever carries it.
+
+    @raise ValueError: the name is not a token, or the value holds CR, LF
+        or NUL (header injection) or is not latin-1.
+    """
+    if not isToken(name):
+        raise ValueError(f"invalid header name {name!r}")
+    if _BAD_OUTPUT_RE.search(value):
+        raise ValueError(f"invalid character in value of header {name!r}")
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ValueError(f"value of header {name!r} is not latin-1") from None
+
+
 def _formatHeaders(headers: Iterable[tuple[str, str]], skip: frozenset[str] = frozenset()) -> list[bytes]:
     """Validate and encode header lines; refuse anything that could inject."""
     lines: list[bytes] = []
     for name, value in headers:
-        if not isToken(name):
-            raise ValueError(f"invalid header name {name!r}")
-        if _BAD_OUTPUT_RE.search(value):
-            raise ValueError(f"invalid character in value of header {name!r}")
+        encoded = checkHeaderField(name, value)
         if name.lower() in skip:
             continue
-        try:
-            encoded = value.encode("latin-1")
-        except UnicodeEncodeError:
-            raise ValueError(f"value of header {name!r} is not latin-1") from None
         lines.append(name.encode("ascii") + b": " + encoded + b"\r\n")
     return lines
 

@@ -1,0 +1,97 @@
+"""
+What an accepted opening handshake settles, whatever carried it.
+
+The subprotocol, the extensions and the response headers that go with them
+are the same for an HTTP/1.1 Upgrade (answered with C{101}) and an HTTP/2
+extended CONNECT (answered with C{:status 200}); only the framing of the
+answer differs.  L{negotiate} is that shared part, so the front ends
+cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from twisted_ws.core.acceptance import DEFAULT_SUBPROTOCOL, Accept
+from twisted_ws.core.extensions import (
+    Extension,
+    ServerExtensionFactory,
+    negotiateServerExtensions,
+)
+from twisted_ws.core.handshake import HandshakeRequest, checkExtraHeaders, selectSubprotocol
+from twisted_ws.core.http import checkHeaderField
+
+__all__ = ["Negotiated", "negotiate"]
+
+
+@dataclass(frozen=True)
+class Negotiated:
+    """
+    The terms of an accepted handshake.
+
+    @ivar subprotocol: the subprotocol answered, or C{None}.
+    @ivar extensions: the live extensions, in the order they apply.
+    @ivar extensionsHeader: the Sec-WebSocket-Extensions value, or C{None}.
+    @ivar extraHeaders: the application's headers (already checked).
+    """
+
+    subprotocol: str | None
+    extensions: tuple[Extension, ...]
+    extensionsHeader: str | None
+    extraHeaders: tuple[tuple[str, str], ...]
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        """
+        Every response header the negotiation adds, without the ones only
+        HTTP/1.1 has (Upgrade, Connection, Sec-WebSocket-Accept).
+        """
+        headers = []
+        if self.subprotocol is not None:
+            headers.append(("Sec-WebSocket-Protocol", self.subprotocol))
+        if self.extensionsHeader is not None:
+            headers.append(("Sec-WebSocket-Extensions", self.extensionsHeader))
+        headers += self.extraHeaders
+        return headers
+
+
+def negotiate(
+    request: HandshakeRequest,
+    decision: Accept | None = None,
+    subprotocols: Sequence[str] = (),
+    extensionFactories: Sequence[ServerExtensionFactory] = (),
+    extraHeaders: Iterable[tuple[str, str]] = (),
+) -> Negotiated:
+    """
+    Settle the subprotocol, the extensions and the headers of an accepted
+    C{request}.
+
+    @param decision: the application's L{Accept} (C{None}: the defaults);
+        its L{DEFAULT_SUBPROTOCOL} picks the first of C{subprotocols} the
+        client offered, the server's order winning.
+    @param extraHeaders: headers added after the decision's own (e.g. the
+        twisted.web request's cookies).
+    @raise ValueError: the subprotocol was not offered by the client (RFC
+        6455 lets a server pick only an offered one), or an extra header is
+        one the handshake sets itself, or is not a valid header.
+    """
+    if decision is None:
+        decision = Accept()
+    subprotocol = decision.subprotocol
+    if subprotocol is DEFAULT_SUBPROTOCOL:
+        subprotocol = selectSubprotocol(request.protocols, subprotocols)
+    elif subprotocol is not None and subprotocol not in request.protocols:
+        raise ValueError(f"subprotocol {subprotocol!r} was not offered by the client")
+    extra = checkExtraHeaders([*decision.headers, *extraHeaders])
+    for name, value in extra:
+        checkHeaderField(name, value)
+    extensionsHeader, extensions = negotiateServerExtensions(
+        request.extensions, extensionFactories
+    )
+    return Negotiated(
+        subprotocol=subprotocol,  # type: ignore[arg-type]
+        extensions=tuple(extensions),
+        extensionsHeader=extensionsHeader,
+        extraHeaders=tuple(extra),
+    )
