@@ -31,7 +31,7 @@ from twisted.web.resource import IResource, Resource, getChildForRequest
 from twisted.web.server import NOT_DONE_YET
 
 from .core.errors import HandshakeError
-from .core.handshake import HandshakeRequest, validateRequest
+from .core.handshake import HandshakeRequest, isUpgradeAttempt, validateRequest
 from .core.http import Headers, RequestHead
 from .protocol import WebSocketProtocol
 from .core.acceptance import Accept
@@ -64,13 +64,6 @@ _DROPPED_RESPONSE_HEADERS = frozenset(
         "host",
     }
 )
-
-
-def _isWebSocketAttempt(headers: Headers) -> bool:
-    """Whether the client is trying to open a WebSocket (not a page load)."""
-    if "Sec-WebSocket-Key" in headers or "Sec-WebSocket-Version" in headers:
-        return True
-    return any(t.lower() == "websocket" for t in headers.getCommaList("Upgrade"))
 
 
 def _requestHeaders(request: Any) -> Headers:
@@ -183,7 +176,7 @@ class WebSocketResource(Resource):
 
     def render(self, request: IRequest) -> bytes | int:
         headers = _requestHeaders(request)
-        attempt = _isWebSocketAttempt(headers)
+        attempt = isUpgradeAttempt(headers)
         if not attempt and self.fallback is not None:
             return getChildForRequest(self.fallback, request).render(request)
         channel = getattr(request, "channel", None)
@@ -224,9 +217,6 @@ class WebSocketResource(Resource):
             headers=headers,
         )
         handshake = validateRequest(head)
-        contentLength = headers.get("Content-Length")
-        if "Transfer-Encoding" in headers or (contentLength not in (None, "0")):
-            raise HandshakeError(400, "an upgrade request cannot have a body")
         handshake.peer = request.getClientAddress()
         handshake.local = request.getHost()
         handshake.secure = bool(request.isSecure())
