@@ -289,9 +289,87 @@ def test_portInUseGivesAClearError(twistd: Twistd, tmp_path: Path) -> None:
         )
     output = result.stdout + result.stderr
     assert result.returncode != 0
-    assert f"cannot listen: Couldn't listen on 127.0.0.1:{port}" in output, output
-    assert "Address already in use" in output
+    assert f"cannot listen on tcp:{port}:interface=127.0.0.1: Address already in use" in output, output
     assert "Traceback" not in output, output
+
+
+# -- startup failures: one line, non-zero, no pid file, daemon or not ----------
+
+
+def _startupFailure(tmp_path: Path, kind: str) -> tuple[list[str], str]:
+    """--listen arguments that cannot work, and what the error must say."""
+    if kind == "bad endpoint":
+        return ["--listen", "tcp:notaport"], "--listen 'tcp:notaport'"
+    if kind == "unix socket in a missing directory":
+        missing = tmp_path / "no-such-dir"
+        return ["--listen", f"unix:{missing}/ws.sock"], f"no such directory: {missing}"
+    if kind == "missing certificate":
+        return (
+            ["--listen", "ssl:0:interface=127.0.0.1:privateKey=missing-key.pem:certKey=missing-cert.pem"],
+            "missing-",
+        )
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("daemon", [True, False], ids=["daemon", "foreground"])
+@pytest.mark.parametrize(
+    "kind", ["port in use", "bad endpoint", "unix socket in a missing directory", "missing certificate"]
+)
+def test_startupFailureIsOneLine(twistd: Twistd, tmp_path: Path, daemon: bool, kind: str) -> None:
+    """
+    Whatever stops the server from listening, twistd (daemon or -n, logging
+    to a file) exits non-zero within seconds with one line, no traceback,
+    and no pid file.  The daemon used to wait forever for its child.
+    """
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        if kind == "port in use":
+            port = taken.getsockname()[1]
+            args, message = ["--listen", f"tcp:{port}:interface=127.0.0.1"], "Address already in use"
+        else:
+            args, message = _startupFailure(tmp_path, kind)
+        started = time.monotonic()
+        result = twistd.run(
+            [*([] if daemon else ["-n"]), "--pidfile=tw.pid", "--logfile=tw.log", "websocket", *args],
+            tmp_path,
+            timeout=30,
+        )
+    output = (result.stdout + result.stderr).strip()
+    assert result.returncode != 0, output
+    assert time.monotonic() - started < 20
+    assert len(output.splitlines()) == 1, output
+    assert output.startswith("twisted_ws: "), output
+    assert message in output, output
+    assert "Traceback" not in output
+    assert not (tmp_path / "tw.pid").exists()
+
+
+def test_daemonStartsAndStops(twistd: Twistd, tmp_path: Path) -> None:
+    """Listening before twistd forks leaves a working daemon that stops cleanly."""
+    result = twistd.run(
+        ["--pidfile=tw.pid", "--logfile=tw.log", "websocket", *LOCAL], tmp_path, timeout=30
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    pidFile, log = tmp_path / "tw.pid", tmp_path / "tw.log"
+    try:
+        deadline = time.monotonic() + DEADLINE
+        match = None
+        while match is None and time.monotonic() < deadline:
+            match = re.search(r"listening on ws://127\.0\.0\.1:(\d+)/", log.read_text() if log.exists() else "")
+            time.sleep(0.05)
+        assert match, log.read_text()
+        with connect(f"ws://127.0.0.1:{match.group(1)}/") as ws:
+            ws.send("from a daemon")
+            assert ws.recv(5) == "from a daemon"
+        os.kill(int(pidFile.read_text()), signal.SIGTERM)
+        while pidFile.exists() and time.monotonic() < deadline + DEADLINE:
+            time.sleep(0.05)
+        assert not pidFile.exists()
+        assert "Server Shut Down" in log.read_text()
+    finally:
+        if pidFile.exists():
+            os.kill(int(pidFile.read_text()), signal.SIGKILL)
 
 
 # -- echo on TCP, TLS and UNIX ------------------------------------------------

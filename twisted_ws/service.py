@@ -22,7 +22,10 @@ The pieces, each usable on its own:
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import re
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -53,8 +56,10 @@ __all__ = [
     "EchoProtocol",
     "Options",
     "ServiceFactory",
+    "StartupError",
     "WebSocketService",
     "makeService",
+    "makeTwistdService",
     "trackedProtocol",
 ]
 
@@ -240,20 +245,76 @@ class _AnnouncingEndpoint:
         return self._endpoint.listen(factory).addCallback(listening)
 
 
+class StartupError(Exception):
+    """
+    The service cannot start (an endpoint it cannot build or listen on);
+    C{str()} is the reason in one line.
+
+    An C{Exception}, not C{SystemExit}: twistd reports only C{Exception}s
+    to a daemon's waiting parent (and removes the pid file), so a
+    C{SystemExit} left that parent waiting forever.
+    """
+
+
+_FILE_ARGUMENTS = re.compile(r"(?:^|:)(?:privateKey|certKey|extraCertChain|dhParameters)=((?:\\.|[^:])*)")
+
+
+def _startupReason(error: BaseException, description: str) -> str:
+    """The short, readable reason C{description} cannot be used."""
+    if isinstance(error, CannotListenError) and isinstance(error.socketError, BaseException):
+        error = error.socketError
+    if isinstance(error, OSError) and error.strerror:
+        name = error.filename2 if error.filename2 is not None else error.filename
+        if name is None and isinstance(error, FileNotFoundError):
+            # Reading ssl: certificate files names no file: find it.
+            missing = [
+                f for f in (m.replace("\\:", ":") for m in _FILE_ARGUMENTS.findall(description))
+                if not os.path.exists(f)
+            ]
+            if missing:
+                return f"no such file: {', '.join(missing)}"
+        if name is None:
+            return error.strerror
+        name = os.fsdecode(name)
+        folder = os.path.dirname(name)
+        if isinstance(error, FileNotFoundError) and folder and not os.path.isdir(folder):
+            return f"no such directory: {folder}"
+        return f"{error.strerror}: {name}"
+    return str(error) or type(error).__name__
+
+
 class _ListenerService(internet.StreamServerEndpointService):
     """
     A listener that cannot listen stops the program at start-up with the
-    reason (no traceback), instead of a server that runs and listens
-    nowhere.
+    reason in one line, instead of a server that runs and listens nowhere.
+    It can listen early (L{listenNow}): twistd then fails before it forks.
     """
 
     _raiseSynchronously = True
+    _listenCalled = False
 
-    def privilegedStartService(self) -> None:
+    def __init__(self, endpoint: Any, factory: Any, description: str) -> None:
+        super().__init__(endpoint, factory)
+        self.description = description
+
+    def listenNow(self) -> None:
+        """
+        Listen, unless this was done already.
+
+        @raise StartupError: it cannot listen.
+        """
+        if self._listenCalled:
+            return
+        self._listenCalled = True
         try:
             super().privilegedStartService()
-        except CannotListenError as e:
-            raise SystemExit(f"twisted_ws: cannot listen: {e}") from None
+        except Exception as e:
+            raise StartupError(
+                f"twisted_ws: cannot listen on {self.description}: {_startupReason(e, self.description)}"
+            ) from None
+
+    def privilegedStartService(self) -> None:
+        self.listenNow()
 
 
 class WebSocketService(service.MultiService):
@@ -282,17 +343,40 @@ class WebSocketService(service.MultiService):
 
     # -- listeners ----------------------------------------------------------
 
-    def listen(self, endpoint: Any, factory: Any, describe: Callable[[Any], str]) -> None:
+    def listen(
+        self,
+        endpoint: Any,
+        factory: Any,
+        describe: Callable[[Any], str],
+        description: str | None = None,
+    ) -> None:
         """
         Listen on C{endpoint} with C{factory} while the service runs;
-        C{describe(port)} gives the text of the "listening on" log line.
+        C{describe(port)} gives the text of the "listening on" log line,
+        C{description} (e.g. C{tcp:8080}) names the endpoint in errors.
         """
 
         def announce(port: Any) -> None:
             self.ports.append(port)
             _log.info("listening on {where}", where=describe(port))
 
-        _ListenerService(_AnnouncingEndpoint(endpoint, announce), factory).setServiceParent(self)
+        _ListenerService(
+            _AnnouncingEndpoint(endpoint, announce), factory, description or repr(endpoint)
+        ).setServiceParent(self)
+
+    def listenNow(self) -> None:
+        """
+        Listen on every endpoint now instead of when the service starts.
+
+        twistd calls this (see L{makeTwistdService}) before it daemonizes:
+        a port in use then stops it in the foreground, with one line,
+        before it forks or writes a pid file.
+
+        @raise StartupError: an endpoint cannot listen.
+        """
+        for child in self:
+            if isinstance(child, _ListenerService):
+                child.listenNow()
 
     # -- connection bookkeeping --------------------------------------------
 
@@ -611,8 +695,9 @@ class Options(usage.Options):
     def postOptions(self) -> None:
         if not self["listen"]:
             self["listen"] = [DEFAULT_LISTEN]
+        # The --listen endpoints are checked by makeService: a bad one is a
+        # one-line error there, not the whole --help.
         self._checkMode()
-        self._checkEndpoints()
         if self["static"] is not None:
             if not os.path.isdir(self["static"]):
                 raise usage.UsageError(f"--static {self['static']}: not a directory")
@@ -660,15 +745,6 @@ class Options(usage.Options):
                 raise usage.UsageError(f"--target {self['target']!r}: {e}") from None
         elif self["target"] is not None:
             raise usage.UsageError("--target is only used with --mode bridge")
-
-    def _checkEndpoints(self) -> None:
-        from twisted.internet.endpoints import serverFromString
-
-        for description in self["listen"]:
-            try:
-                serverFromString(_ParsingOnly(), description)
-            except Exception as e:
-                raise usage.UsageError(f"--listen {description!r}: {e}") from None
 
 
 class _ParsingOnly:
@@ -782,11 +858,31 @@ def makeService(options: Options, clock: IReactorTime | None = None) -> WebSocke
         listenFactory = factory
         shownPath = "/"
     for description in options["listen"]:
-        endpoint = serverFromString(reactor, description)
-        top.listen(endpoint, listenFactory, _describer(description, shownPath, siteMode))
+        try:
+            endpoint = serverFromString(reactor, description)
+        except Exception as e:
+            raise StartupError(
+                f"twisted_ws: --listen {description!r}: {_startupReason(e, description)}"
+            ) from None
+        top.listen(endpoint, listenFactory, _describer(description, shownPath, siteMode), description)
     _log.info(
         "twisted_ws {mode} service on {listen}", mode=mode, listen=", ".join(options["listen"])
     )
+    return top
+
+
+def makeTwistdService(options: Options) -> WebSocketService:
+    """
+    L{makeService} for C{twistd websocket}: it also listens at once, so a
+    bad endpoint or a port in use stops twistd with one line and a non-zero
+    status, before it daemonizes or writes a pid file (a daemon's parent
+    would otherwise only print a truncated two-line message).
+    """
+    try:
+        top = makeService(options)
+        top.listenNow()
+    except StartupError as e:
+        raise SystemExit(str(e)) from None
     return top
 
 

@@ -7,7 +7,17 @@ the real code is only imported when the service is made.
 
 from twisted.application.service import ServiceMaker
 
-websocket = ServiceMaker(
+
+class _WebSocketServiceMaker(ServiceMaker):
+    """Listens before twistd daemonizes: see L{twisted_ws.service.makeTwistdService}."""
+
+    def makeService(self, options):  # type: ignore[override]
+        from twisted_ws.service import makeTwistdService
+
+        return makeTwistdService(options)
+
+
+websocket = _WebSocketServiceMaker(
     "twisted_ws WebSocket server",
     "twisted_ws.service",
     "A WebSocket server: echo, broadcast rooms, TCP bridge, static files or your own protocol.",
