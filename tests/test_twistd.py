@@ -744,6 +744,46 @@ def test_customProtocolClass(startServer, tmp_path: Path) -> None:
     server.waitFor(r"WebSocket closed: .* /hall code=4000 reason='see you' clean=True by=server")
 
 
+LOUD_MODULE = """
+from twisted_ws import WebSocketProtocol
+
+class Loud(WebSocketProtocol):
+    def messageReceived(self, message):
+        self.sendMessage(message.upper())
+"""
+
+
+def _withoutCwdOnPath(twistd: Twistd) -> Twistd:
+    """twistd as its script runs: the current directory is not on sys.path (-P)."""
+    return Twistd([twistd.command[0], "-P", *twistd.command[1:]], twistd.env)
+
+
+def test_customProtocolFromTheCurrentDirectory(twistd: Twistd, tmp_path: Path) -> None:
+    """cd myapp; twistd -n websocket --protocol loud.Loud: found as python -m would."""
+    (tmp_path / "loud.py").write_text(LOUD_MODULE)
+    server = Server(_withoutCwdOnPath(twistd), [*LOCAL, "--protocol", "loud.Loud"], tmp_path)
+    try:
+        with connect(server.url("/")) as ws:
+            ws.send("quiet")
+            assert ws.recv(5) == "QUIET"
+    finally:
+        server.stop()
+
+
+def test_customProtocolNotFoundSaysWhereItLooked(twistd: Twistd, tmp_path: Path) -> None:
+    result = _withoutCwdOnPath(twistd).run(
+        ["-n", "--pidfile=", "websocket", "--protocol", "nosuchmodule_xyz.Loud"], tmp_path, timeout=60
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    line = output.strip().splitlines()[-1]
+    assert "no module named 'nosuchmodule_xyz'" in line, output
+    searched = line.split("(searched: ", 1)[1].rstrip(")").split(", ")
+    assert str(tmp_path.resolve()) == searched[0], line
+    assert any(p.endswith("site-packages") for p in searched), line
+    assert "Traceback" not in output
+
+
 # -- graceful stop ----------------------------------------------------------------
 
 

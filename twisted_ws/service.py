@@ -760,6 +760,22 @@ def loadProtocolClass(name: str) -> type[WebSocketProtocol]:
     """
     if "." not in name:
         raise usage.UsageError(f"--protocol {name!r}: give the full dotted name, package.module.ClassName")
+    # As with python -m: a module in the current directory is importable
+    # (the twistd script puts its own directory on sys.path, not this one).
+    here = os.getcwd()
+    if here not in sys.path and "" not in sys.path:
+        sys.path.insert(0, here)
+    topLevel = name.split(".", 1)[0]
+    try:
+        found = importlib.util.find_spec(topLevel) is not None
+    except Exception:
+        found = True  # let the import below say what is wrong
+    if not found:
+        searched = ", ".join(p for p in (p or here for p in sys.path) if os.path.exists(p))
+        raise usage.UsageError(
+            f"--protocol {name!r} cannot be imported: no module named {topLevel!r} "
+            f"(searched: {searched})"
+        )
     try:
         cls = namedAny(name)
     except Exception as e:
