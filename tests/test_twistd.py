@@ -807,7 +807,7 @@ def test_sigtermClosesEveryoneWith1001(startServer) -> None:
         elapsed = time.monotonic() - started
         assert elapsed < 2 + 5, elapsed
     server.waitFor(r"stopping: closing 5 WebSocket connections with 1001")
-    server.waitFor(r"aborting 1 WebSocket connections")
+    server.waitFor(r"aborting 1 WebSocket connection that did not finish closing")
     server.waitFor(r"Server Shut Down")
 
 
@@ -868,6 +868,7 @@ class StaticAndStatusTests(TestCase):
         response = yield get("/sub/hello.txt")
         self.assertEqual(response.code, 200)
         self.assertEqual((yield response.text()), "hello from disk")
+        self.assertFalse(response.headers.hasHeader("Server"))  # no TwistedWeb/<version>
         response = yield get("/")
         self.assertIn("<h1>index</h1>", (yield response.text()))
         response = yield get("/missing.txt")
@@ -912,3 +913,130 @@ class StaticAndStatusTests(TestCase):
 
         yield deferToThread(clients)
         self.server.waitFor(r"WebSocket rejected: .* /ws 503 too many connections")
+
+
+# -- in process: no server version, readable logs ----------------------------------
+
+
+def _serve(factory, request: bytes):
+    """Feed one request to a fresh connection of C{factory}; return it and its transport."""
+    from twisted.internet.address import IPv4Address
+    from twisted.internet.testing import StringTransport
+
+    peer = IPv4Address("TCP", "10.0.0.7", 50000)
+    if hasattr(factory, "timeOut"):
+        factory.timeOut = None  # a Site's idle timer would run on the real reactor
+    protocol = factory.buildProtocol(peer)
+    transport = StringTransport(peerAddress=peer, hostAddress=IPv4Address("TCP", "10.0.0.1", 80))
+    transport.protocol = protocol  # where the WebSocket resource finds the channel
+    protocol.makeConnection(transport)
+    protocol.dataReceived(request)
+    return protocol, transport
+
+
+def _head(transport) -> bytes:
+    return transport.value().partition(b"\r\n\r\n")[0]
+
+
+def test_serviceSiteDisclosesNoServerVersion(tmp_path: Path) -> None:
+    """
+    Files, the status page, the 426 and the 101 of --static: no Server
+    header at all.  (A file's body comes from a producer the real reactor
+    drives: HEAD gets its head; the directory listing is a GET.)
+    """
+    from twisted.internet.task import Clock
+
+    (tmp_path / "hello.txt").write_text("hello")
+    options = Options()
+    options.parseOptions(["--static", str(tmp_path), "--listen", "tcp:0"])
+    site = list(makeService(options, clock=Clock()))[0].factory
+    heads = {}
+    for name, request in [
+        ("file", b"HEAD /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n"),
+        ("listing", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+        ("status", b"GET /_status HTTP/1.1\r\nHost: x\r\n\r\n"),
+        ("426", b"GET /ws HTTP/1.1\r\nHost: x\r\n\r\n"),
+        ("101", upgradeRequest("/ws")),
+    ]:
+        _, transport = _serve(site, request)
+        heads[name] = _head(transport)
+    assert heads["file"].startswith(b"HTTP/1.1 200 "), heads
+    assert heads["listing"].startswith(b"HTTP/1.1 200 "), heads
+    assert heads["status"].startswith(b"HTTP/1.1 200 "), heads
+    assert heads["426"].startswith(b"HTTP/1.1 426 "), heads
+    assert heads["101"].startswith(b"HTTP/1.1 101 "), heads
+    for name, head in heads.items():
+        assert b"\r\nserver:" not in head.lower(), (name, head)
+        assert b"TwistedWeb" not in head, (name, head)
+
+
+def test_webSocketResourceInAUserSiteDisclosesNoServerVersion() -> None:
+    """A WebSocketResource in the user's own Site: its 101 and 426 name no version."""
+    from twisted.internet.task import Clock
+    from twisted.web.server import Site
+
+    from twisted_ws import WebSocketServerFactory
+    from twisted_ws.resource import WebSocketResource
+
+    site = Site(WebSocketResource(WebSocketServerFactory(EchoProtocol, clock=Clock())))
+    _, accepted = _serve(site, upgradeRequest("/"))
+    _, refused = _serve(site, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert _head(accepted).startswith(b"HTTP/1.1 101 "), accepted.value()
+    assert _head(refused).startswith(b"HTTP/1.1 426 "), refused.value()
+    for transport in (accepted, refused):
+        assert b"TwistedWeb" not in _head(transport), transport.value()
+
+
+def _captureLog(test):
+    """Run C{test()}; return the formatted log lines of twisted_ws.service."""
+    from twisted.logger import formatEvent, globalLogPublisher
+
+    events: list[dict] = []
+
+    def observer(event: dict) -> None:
+        if event.get("log_namespace") == "twisted_ws.service":
+            events.append(event)
+
+    globalLogPublisher.addObserver(observer)
+    try:
+        test()
+    finally:
+        globalLogPublisher.removeObserver(observer)
+    return [formatEvent(e) for e in events]
+
+
+def test_refusedMalformedHandshakeLogsNoNone() -> None:
+    """A request refused before it is a HandshakeRequest logs '-' for its path."""
+    from twisted.internet.task import Clock
+
+    from twisted_ws.service import ServiceFactory, WebSocketService
+
+    clock = Clock()
+    svc = WebSocketService(clock=clock)
+    factory = ServiceFactory(EchoProtocol, svc, clock=clock)
+    lines = _captureLog(lambda: _serve(factory, upgradeRequest("/chat").replace(b"Version: 13", b"Version: 8")))
+    rejected = [line for line in lines if line.startswith("WebSocket rejected")]
+    assert rejected == [rejected[0]] and rejected[0].startswith("WebSocket rejected: 10.0.0.7:50000 - 426 "), lines
+    assert "None" not in rejected[0]
+
+
+def test_shutdownLogCountsInTheSingular() -> None:
+    """One connection left: 'closing 1 WebSocket connection', then 'aborting 1 WebSocket connection'."""
+    from twisted.internet.task import Clock
+
+    from twisted_ws.service import ServiceFactory, WebSocketService
+
+    clock = Clock()
+    svc = WebSocketService(stopTimeout=2, clock=clock)
+    factory = ServiceFactory(EchoProtocol, svc, clock=clock)
+    svc.startService()
+    _serve(factory, upgradeRequest("/room"))
+    assert len(svc.connections) == 1
+
+    def stop():
+        svc.stopService()
+        clock.advance(2)  # the peer never answers the Close: aborted
+
+    lines = _captureLog(stop)
+    assert "stopping: closing 1 WebSocket connection with 1001" in lines, lines
+    assert "aborting 1 WebSocket connection that did not finish closing" in lines, lines

@@ -29,6 +29,7 @@ from twisted.web.http import HTTPChannel
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource, getChildForRequest
 from twisted.web.server import NOT_DONE_YET
+from twisted.web.server import version as webServerVersion
 
 from .core.errors import HandshakeError
 from .core.handshake import HandshakeRequest, isUpgradeAttempt, validateRequest
@@ -175,6 +176,10 @@ class WebSocketResource(Resource):
         self.fallback = fallback
 
     def render(self, request: IRequest) -> bytes | int:
+        # twisted.web names itself and its version in a Server header; no
+        # answer of ours (the 101 copies the request's headers) tells either.
+        if request.responseHeaders.getRawHeaders(b"Server") == [webServerVersion]:
+            request.responseHeaders.removeHeader(b"Server")
         headers = _requestHeaders(request)
         attempt = isUpgradeAttempt(headers)
         if not attempt and self.fallback is not None:

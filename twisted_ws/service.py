@@ -79,6 +79,11 @@ class EchoProtocol(WebSocketProtocol):
         self.sendMessage(data)
 
 
+def _connections(count: int) -> str:
+    """C{1 WebSocket connection}, C{2 WebSocket connections}: log lines a person reads."""
+    return f"{count} WebSocket connection" + ("" if count == 1 else "s")
+
+
 def _formatAddress(address: Any) -> str:
     """C{host:port} for IP addresses, the path for UNIX ones."""
     host = getattr(address, "host", None)
@@ -422,8 +427,9 @@ class WebSocketService(service.MultiService):
         self.stats.rejected += 1
         _log.info(
             "WebSocket rejected: {peer} {path} {status} {reason}",
-            peer=_formatAddress(peer) if peer is not None else None,
-            path=request.path if request is not None else None,
+            peer=_formatAddress(peer) if peer is not None else "-",
+            # A malformed request has no HandshakeRequest: "-", as in access logs.
+            path=request.path if request is not None else "-",
             origin=request.origin if request is not None else None,
             status=error.status,
             reason=error.reason,
@@ -451,14 +457,19 @@ class WebSocketService(service.MultiService):
 
         def giveUp() -> None:
             if not done.called:
-                _log.warn("{count} WebSocket connections did not go away", count=len(self.connections))
+                _log.warn(
+                    "{connections} did not go away",
+                    count=len(self.connections),
+                    connections=_connections(len(self.connections)),
+                )
                 done.callback(None)
 
         def abortRest() -> None:
             if self.connections:
                 _log.info(
-                    "aborting {count} WebSocket connections that did not finish closing",
+                    "aborting {connections} that did not finish closing",
                     count=len(self.connections),
+                    connections=_connections(len(self.connections)),
                 )
                 for protocol in list(self.connections):
                     protocol.abortConnection()
@@ -479,8 +490,9 @@ class WebSocketService(service.MultiService):
         self.stopping = True
         if self.connections:
             _log.info(
-                "stopping: closing {count} WebSocket connections with {code}",
+                "stopping: closing {connections} with {code}",
                 count=len(self.connections),
+                connections=_connections(len(self.connections)),
                 code=int(self.closeCode),
             )
         listeners = maybeDeferred(service.MultiService.stopService, self)
@@ -503,7 +515,7 @@ def _buildSite(
     status: StatusResource | None,
 ) -> Any:
     from twisted.web.resource import NoResource, Resource
-    from twisted.web.server import Site
+    from twisted.web.server import Request, Site, version
     from twisted.web.static import File
 
     from .resource import WebSocketResource
@@ -533,7 +545,19 @@ def _buildSite(
                 return static.getChildWithDefault(name, request)
             return NoResource()
 
-    site = Site(Root())
+    class NamelessRequest(Request):
+        """
+        Sends no C{Server} header: twisted.web's would name it and its
+        version (C{TwistedWeb/26.10.0}), and no response of ours, files
+        and status page included, tells the server's name or version.
+        """
+
+        def setHeader(self, name: bytes | str, value: bytes | str) -> None:
+            if value == version and name in (b"Server", "Server"):
+                return
+            super().setHeader(name, value)
+
+    site = Site(Root(), requestFactory=NamelessRequest)
     site.displayTracebacks = False
     return site
 
