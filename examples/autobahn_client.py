@@ -11,6 +11,7 @@ updated; the per-case verdicts are in the fuzzingserver's report.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from urllib.parse import quote
 
@@ -68,5 +69,14 @@ def main(reactor, base: str, agent: str):  # type: ignore[no-untyped-def]
     print("reports updated", flush=True)
 
 
+def parseArguments(argv: list[str]) -> tuple[str, str]:
+    """The fuzzingserver URL and the agent name (argparse handles --help and usage errors)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("url", help="the fuzzingserver, e.g. ws://127.0.0.1:9001")
+    parser.add_argument("agent", help="the name the reports list this client under")
+    args = parser.parse_args(argv)
+    return args.url, args.agent
+
+
 if __name__ == "__main__":
-    task.react(main, sys.argv[1:3])
+    task.react(main, parseArguments(sys.argv[1:]))

@@ -74,7 +74,9 @@ def main(reactor, *argv: str):  # type: ignore[no-untyped-def]
     parser.add_argument(
         "--use-proxy-env", action="store_true", help="honour http_proxy/https_proxy/no_proxy"
     )
-    args = parser.parse_args(argv)
+    # Intermixed: options may come before, between or after the messages
+    # (plain parse_args stops taking messages at the first option).
+    args = parser.parse_intermixed_args(argv)
 
     def failed(failure: Failure) -> None:
         print(f"echo_client: {describe(failure)}", file=sys.stderr, flush=True)

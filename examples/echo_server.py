@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from twisted.internet import reactor
+from twisted.internet import defer, reactor, task
 from twisted.internet.endpoints import serverFromString
 
 from twisted_ws import WebSocketProtocol, WebSocketServerFactory
@@ -64,11 +64,17 @@ def main(argv: list[str] | None = None) -> None:
         print(f"echo server listening on ws://{args.host}:{address.port}/", flush=True)
 
     def failed(reason):
-        print(f"echo server could not listen: {reason.getErrorMessage()}", file=sys.stderr)
-        reactor.stop()
+        print(f"echo server could not listen: {reason.getErrorMessage()}", file=sys.stderr, flush=True)
+        raise SystemExit(1)
 
-    endpoint.listen(factory).addCallbacks(listening, failed)
-    reactor.run()
+    def serve(reactor):
+        # task.react exits with 1 if listening fails (even before the reactor
+        # runs, where reactor.stop() would raise and leave it running), and
+        # with 0 when the reactor is stopped (Ctrl-C).
+        d = endpoint.listen(factory).addCallbacks(listening, failed)
+        return d.addCallback(lambda _: defer.Deferred())
+
+    task.react(serve)
 
 
 if __name__ == "__main__":

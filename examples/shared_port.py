@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args(argv)
 
-    from twisted.internet import reactor
+    from twisted.internet import defer, task
     from twisted.internet.endpoints import TCP4ServerEndpoint
 
     def listening(port):
@@ -90,11 +90,17 @@ def main(argv: list[str] | None = None) -> None:
 
     def failed(failure):
         print(f"cannot listen: {failure.getErrorMessage()}", file=sys.stderr, flush=True)
-        reactor.stop()
+        raise SystemExit(1)
 
-    endpoint = TCP4ServerEndpoint(reactor, args.port, interface=args.host)
-    endpoint.listen(makeSharedFactory()).addCallbacks(listening, failed)
-    reactor.run()
+    def serve(reactor):
+        # task.react exits with 1 if listening fails (even before the reactor
+        # runs, where reactor.stop() would raise and leave it running), and
+        # with 0 when the reactor is stopped (Ctrl-C).
+        endpoint = TCP4ServerEndpoint(reactor, args.port, interface=args.host)
+        d = endpoint.listen(makeSharedFactory()).addCallbacks(listening, failed)
+        return d.addCallback(lambda _: defer.Deferred())
+
+    task.react(serve)
 
 
 if __name__ == "__main__":

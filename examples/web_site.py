@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from twisted.internet import reactor
+from twisted.internet import defer, reactor, task
 from twisted.internet.endpoints import serverFromString
 from twisted.web.resource import Resource
 from twisted.web.server import Site
@@ -127,11 +127,17 @@ def main(argv: list[str] | None = None) -> None:
         )
 
     def failed(reason):
-        print(f"web site could not listen: {reason.getErrorMessage()}", file=sys.stderr)
-        reactor.stop()
+        print(f"web site could not listen: {reason.getErrorMessage()}", file=sys.stderr, flush=True)
+        raise SystemExit(1)
 
-    endpoint.listen(site).addCallbacks(listening, failed)
-    reactor.run()
+    def serve(reactor):
+        # task.react exits with 1 if listening fails (even before the reactor
+        # runs, where reactor.stop() would raise and leave it running), and
+        # with 0 when the reactor is stopped (Ctrl-C).
+        d = endpoint.listen(site).addCallbacks(listening, failed)
+        return d.addCallback(lambda _: defer.Deferred())
+
+    task.react(serve)
 
 
 if __name__ == "__main__":

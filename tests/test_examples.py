@@ -1,0 +1,113 @@
+"""
+The example programs as a user runs them: real subprocesses on 127.0.0.1,
+each bounded in time.  A server that cannot listen exits non-zero with one
+line; the command lines parse the way their usage lines say.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+TIMEOUT = 30  # seconds for any one program; they need about one
+
+
+def runExample(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / script), *args],
+        cwd=ROOT,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+
+
+@pytest.fixture
+def busyPort():
+    """A port on 127.0.0.1 that this test holds, so nobody else can listen on it."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        yield holder.getsockname()[1]
+
+
+@pytest.fixture
+def echoServer():
+    """examples/echo_server.py on an OS-chosen port; yields its ws:// URL."""
+    proc = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "echo_server.py"), "--port", "0"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        line = ""
+        while "ws://" not in line:
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select([proc.stdout], [], [], max(left, 0))
+            if not ready or proc.poll() is not None:
+                raise AssertionError(f"echo server did not start: {line!r}")
+            line = proc.stdout.readline()
+        yield "ws://" + line.split("ws://", 1)[1].split()[0]
+    finally:
+        proc.kill()
+        proc.wait(TIMEOUT)
+        proc.stdout.close()
+
+
+@pytest.mark.parametrize("script", ["echo_server.py", "web_site.py", "shared_port.py"])
+def test_listenFailureExits(script, busyPort):
+    """
+    A server whose port is taken says so in one line and exits 1 (it used
+    to print the line and keep running, as reactor.stop() was called before
+    the reactor ran).
+    """
+    result = runExample(script, "--port", str(busyPort))
+    assert result.returncode == 1, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "listen" in lines[0] and str(busyPort) in lines[0], lines
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_autobahnClientHelp():
+    """--help prints the usage (it raised TypeError: main() was called with no arguments)."""
+    result = runExample("autobahn_client.py", "--help")
+    assert (result.returncode, result.stderr) == (0, "")
+    assert "url" in result.stdout and "agent" in result.stdout
+
+
+def test_autobahnClientMissingArgument():
+    """A missing AGENT is a usage error in one line plus usage, not a TypeError."""
+    result = runExample("autobahn_client.py", "ws://127.0.0.1:9/")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "the following arguments are required: agent" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "arrange",
+    [
+        lambda url: [url, "--timeout", "20", "hi", "there"],
+        lambda url: ["--timeout", "20", url, "hi", "there"],
+        lambda url: [url, "hi", "--timeout", "20", "there"],
+    ],
+    ids=["after-url", "before-url", "between-messages"],
+)
+def test_echoClientOptionsAnywhere(echoServer, arrange):
+    """Options may come before, between or after the messages (they had to come last)."""
+    result = runExample("echo_client.py", *arrange(echoServer))
+    assert (result.returncode, result.stdout, result.stderr) == (0, "hi\nthere\n", "")
