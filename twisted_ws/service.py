@@ -716,6 +716,14 @@ class Options(usage.Options):
         """Accept browsers from this Origin only (shell pattern, e.g. https://*.example.com); repeat for several. Others get 403; clients sending no Origin (non-browsers) always pass. [default: any origin]"""
         self["allowedOrigins"].append(pattern)
 
+    def opt_version(self) -> None:
+        """Print the versions of twisted_ws, Twisted and Python, whether the C accelerator is in use, and exit."""
+        # Replaces usage.Options.opt_version, which names Twisted's version only.
+        from .version import versionText
+
+        print(versionText())
+        sys.exit(0)
+
     def postOptions(self) -> None:
         if not self["listen"]:
             self["listen"] = [DEFAULT_LISTEN]
