@@ -56,6 +56,7 @@ setup(
     long_description=longDescription,
     long_description_content_type="text/markdown",
     license="MIT",
+    license_files=["LICENSE"],
     python_requires=">=3.11",
     packages=find_packages(include=["twisted_ws", "twisted_ws.*"]) + ["twisted.plugins"],
     package_data={"twisted_ws": ["py.typed"], "twisted.plugins": ["*.py"]},
