@@ -58,6 +58,18 @@ setup(
     license="MIT",
     license_files=["LICENSE"],
     python_requires=">=3.11",
+    # Editable installs (pip install -e .) must keep twistd's plugin: Twisted
+    # finds plugins in every sys.path entry that holds twisted/plugins/, so
+    # the project root itself has to be on sys.path.  Naming the root as the
+    # package directory makes the layout "simple" for setuptools' editable
+    # build, which then writes a plain .pth with the root (its default
+    # "lenient" mode; no deprecated "compat" mode; "strict" mode works too,
+    # its link tree being such an entry).  Without it setuptools
+    # installs an import hook instead, which imports the packages but is no
+    # sys.path entry, so twistd said "Unknown command: websocket".  Regular
+    # installs are unchanged: the plugin file lands in site-packages'
+    # twisted/plugins/.  .ci/run checks both.
+    package_dir={"": "."},
     packages=find_packages(include=["twisted_ws", "twisted_ws.*"]) + ["twisted.plugins"],
     package_data={"twisted_ws": ["py.typed"], "twisted.plugins": ["*.py"]},
     include_package_data=False,
