@@ -544,14 +544,14 @@ def test_responseExtensionCaseInsensitive() -> None:
     assert response.extensions == [("X-FOO", [])]
 
 
-# The I/O-free handshake objects (twisted_ws.core.opening) and what they
+# The I/O-free handshake objects (twisted_ws.core.handshake) and what they
 # share with every front end: negotiation, the upgrade check, HTTP/2.
 
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from twisted_ws.core.acceptance import Accept, Reject  # noqa: E402
-from twisted_ws.core.body import BodyFraming, BodyReader  # noqa: E402
+from twisted_ws.core.handshake.body import BodyFraming, BodyReader  # noqa: E402
 from twisted_ws.core.deflate import (  # noqa: E402
     ClientPerMessageDeflate,
     DeflateExtension,
@@ -563,13 +563,13 @@ from twisted_ws.core.errors import (  # noqa: E402
     InvalidServerResponse,
     WebSocketError,
 )
-from twisted_ws.core.extendedconnect import (  # noqa: E402
+from twisted_ws.core.handshake.extendedconnect import (  # noqa: E402
     extendedConnectResponse,
     validateExtendedConnect,
 )
 from twisted_ws.core.handshake import checkNoBody, isUpgradeAttempt  # noqa: E402
-from twisted_ws.core.negotiation import negotiate  # noqa: E402
-from twisted_ws.core.opening import (  # noqa: E402
+from twisted_ws.core.handshake.negotiation import negotiate  # noqa: E402
+from twisted_ws.core.handshake import (  # noqa: E402
     Accepted,
     ClientHandshake,
     ClientState,

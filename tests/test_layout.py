@@ -215,7 +215,9 @@ def importedModules(path: Path) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("path", sorted(CORE.glob("*.py")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", sorted(CORE.rglob("*.py")), ids=lambda p: p.relative_to(CORE).as_posix()
+)
 def test_coreImportsNoTwisted(path: Path) -> None:
     offending = {
         name for name in importedModules(path) if name.split(".")[0] in ("twisted", "zope")
@@ -262,7 +264,7 @@ sys.meta_path.insert(0, Blocker())
 
 import twisted_ws.core
 imported = []
-for info in pkgutil.iter_modules(twisted_ws.core.__path__, "twisted_ws.core."):
+for info in pkgutil.walk_packages(twisted_ws.core.__path__, "twisted_ws.core."):
     importlib.import_module(info.name)
     imported.append(info.name)
 

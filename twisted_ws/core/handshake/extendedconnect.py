@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from twisted_ws.core.errors import HandshakeError
-from twisted_ws.core.handshake import HandshakeRequest, parseOffers
+from twisted_ws.core.handshake.request import HandshakeRequest, parseOffers
 from twisted_ws.core.http import Headers, checkHeaderField
 
 __all__ = ["validateExtendedConnect", "extendedConnectResponse"]

@@ -19,10 +19,25 @@ from twisted_ws.core.extensions import (
     ServerExtensionFactory,
     negotiateServerExtensions,
 )
-from twisted_ws.core.handshake import HandshakeRequest, checkExtraHeaders, selectSubprotocol
+from twisted_ws.core.handshake.request import HandshakeRequest, checkExtraHeaders
 from twisted_ws.core.http import checkHeaderField
 
-__all__ = ["Negotiated", "negotiate"]
+__all__ = ["Negotiated", "negotiate", "selectSubprotocol"]
+
+
+def selectSubprotocol(offered: Sequence[str], supported: Sequence[str]) -> str | None:
+    """
+    The first of C{supported} the client offered, or None.
+
+    The server's order wins because the server knows which of its protocols
+    is best; matching is case-sensitive as subprotocol tokens are.
+    """
+    offeredSet = set(offered)
+    for protocol in supported:
+        if protocol in offeredSet:
+            return protocol
+    return None
+
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,35 @@
+"""
+The keys of the opening handshake (RFC 6455 section 4): the client's random
+Sec-WebSocket-Key and the server's Sec-WebSocket-Accept proving it read it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+
+__all__ = ["GUID", "computeAcceptKey", "generateKey", "isValidKey"]
+
+GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def computeAcceptKey(key: str) -> str:
+    """The Sec-WebSocket-Accept value proving the server read C{key}."""
+    digest = hashlib.sha1((key + GUID).encode("ascii")).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def generateKey() -> str:
+    """A fresh random Sec-WebSocket-Key (16 random bytes, base64)."""
+    return base64.b64encode(os.urandom(16)).decode("ascii")
+
+
+def isValidKey(key: str) -> bool:
+    """Whether C{key} is a well-formed Sec-WebSocket-Key (16 bytes of base64)."""
+    try:
+        return len(base64.b64decode(key, validate=True)) == 16
+    except (binascii.Error, ValueError):
+        return False
+

@@ -1,0 +1,301 @@
+"""
+The upgrade request: read and checked by a server (RFC 6455 section
+4.2.1), written by a client (section 4.1).
+
+Server-side errors are L{HandshakeError}s carrying the HTTP answer to send.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from twisted_ws.core.errors import HandshakeError
+from twisted_ws.core.extensions import ExtensionOffer, parseExtensionHeader
+from twisted_ws.core.handshake.keys import isValidKey
+from twisted_ws.core.http import Headers, RequestHead, formatRequest, isToken
+
+__all__ = [
+    "HandshakeRequest",
+    "validateRequest",
+    "isUpgradeAttempt",
+    "parseOffers",
+    "checkNoBody",
+    "checkExtraHeaders",
+    "buildClientRequest",
+    "clientRequestHeaders",
+]
+
+#: Headers the handshake functions write themselves; letting the application
+#: pass them as extra headers would produce contradictory duplicates.
+_RESERVED_HEADERS = frozenset(
+    {
+        "upgrade",
+        "connection",
+        "sec-websocket-accept",
+        "sec-websocket-key",
+        "sec-websocket-version",
+        "sec-websocket-protocol",
+        "sec-websocket-extensions",
+        "content-length",
+        "transfer-encoding",
+        "host",
+    }
+)
+
+_UPGRADE_REQUIRED_HEADERS = (
+    ("Upgrade", "websocket"),
+    ("Connection", "Upgrade"),
+    ("Sec-WebSocket-Version", "13"),
+)
+
+
+@dataclass
+class HandshakeRequest:
+    """
+    A validated WebSocket upgrade request, as the application sees it.
+
+    C{peer}, C{local} and C{secure} describe the transport; the I/O-free
+    core cannot know them, so the Twisted layer fills them in.
+    C{webRequest} is the C{twisted.web} request when the upgrade arrived
+    through a resource (cookies, session, args), else C{None}.
+    C{peerCertificate} is the client's TLS certificate (a
+    C{cryptography.x509.Certificate}) when it presented one, else C{None}:
+    what an accept hook checks for mutual-TLS authentication.  It is typed
+    C{object} because the core imports no TLS library.
+
+    C{httpVersion} names the mechanism that carried the WebSocket: C{"1.1"}
+    for an HTTP/1.1 C{Upgrade} request, C{"2"} for an RFC 8441 extended
+    C{CONNECT} on an HTTP/2 stream (whose C{key} is then empty, as that
+    mechanism has none).  C{version} is the request line's own version,
+    C{(1, 1)} as a rule, and C{(2, 0)} for HTTP/2.
+    """
+
+    method: str
+    target: str
+    path: str
+    query: str
+    version: tuple[int, int]
+    headers: Headers
+    host: str
+    origin: str | None
+    key: str
+    protocols: list[str]
+    extensions: list[ExtensionOffer]
+    httpVersion: str = "1.1"
+    peer: object = None
+    local: object = None
+    secure: bool = False
+    webRequest: object = None
+    peerCertificate: object = None
+
+    def header(self, name: str) -> str | None:
+        """The first value of header C{name} (case-insensitive), or None."""
+        return self.headers.get(name)
+
+
+
+def _single(headers: Headers, name: str) -> str:
+    """The one value of C{name}; 400 when it is absent, repeated or empty."""
+    values = headers.getAll(name)
+    if not values:
+        raise HandshakeError(400, f"missing {name} header")
+    if len(values) > 1:
+        raise HandshakeError(400, f"more than one {name} header")
+    if not values[0]:
+        raise HandshakeError(400, f"empty {name} header")
+    return values[0]
+
+
+def validateRequest(head: RequestHead) -> HandshakeRequest:
+    """
+    Check a request head against RFC 6455 section 4.2.1.
+
+    The Sec-WebSocket-Version check comes before the key check so that a
+    client speaking an older draft learns which version to retry with.
+
+    @raise HandshakeError: with the status, reason and headers to answer.
+    """
+    headers = head.headers
+    if head.method != "GET":
+        raise HandshakeError(
+            405, f"method {head.method} not allowed, use GET", headers=[("Allow", "GET")]
+        )
+    if head.version < (1, 1):
+        raise HandshakeError(
+            400, f"HTTP/{head.version[0]}.{head.version[1]} cannot upgrade, HTTP/1.1 is required"
+        )
+    if not head.path.startswith("/"):
+        raise HandshakeError(400, "request target must be an absolute path")
+    host = _single(headers, "Host")
+
+    if "Upgrade" not in headers:
+        raise HandshakeError(
+            426, "this is a WebSocket endpoint, Upgrade: websocket required",
+            headers=_UPGRADE_REQUIRED_HEADERS,
+        )
+    if not any(token.lower() == "websocket" for token in headers.getCommaList("Upgrade")):
+        raise HandshakeError(400, "Upgrade header does not contain websocket")
+    if not any(token.lower() == "upgrade" for token in headers.getCommaList("Connection")):
+        raise HandshakeError(400, "Connection header does not contain Upgrade")
+
+    if headers.getAll("Sec-WebSocket-Version") != ["13"]:
+        raise HandshakeError(
+            426, "unsupported or missing Sec-WebSocket-Version, 13 is required",
+            headers=[("Sec-WebSocket-Version", "13")],
+        )
+
+    key = _single(headers, "Sec-WebSocket-Key")
+    if not isValidKey(key):
+        raise HandshakeError(400, "Sec-WebSocket-Key is not 16 bytes of base64")
+
+    origin, protocols, extensions = parseOffers(headers)
+    checkNoBody(headers)
+
+    return HandshakeRequest(
+        method=head.method,
+        target=head.target,
+        path=head.path,
+        query=head.query,
+        version=head.version,
+        headers=headers,
+        host=host,
+        origin=origin,
+        key=key,
+        protocols=protocols,
+        extensions=extensions,
+    )
+
+
+
+def isUpgradeAttempt(headers: Headers) -> bool:
+    """
+    Whether a request is trying to open a WebSocket (not a page load).
+
+    Front ends that also serve ordinary HTTP (the twisted.web resource)
+    use it to choose between the WebSocket refusal (the connection closes)
+    and an ordinary answer; any WebSocket header, or C{Upgrade: websocket},
+    counts.
+    """
+    if "Sec-WebSocket-Key" in headers or "Sec-WebSocket-Version" in headers:
+        return True
+    return any(token.lower() == "websocket" for token in headers.getCommaList("Upgrade"))
+
+
+def parseOffers(headers: Headers) -> tuple[str | None, list[str], list[ExtensionOffer]]:
+    """
+    The client's origin, subprotocols and extension offers, checked.
+
+    The same for every carrier of the handshake (HTTP/1.1 Upgrade, HTTP/2
+    extended CONNECT), so it is read in this one place.
+
+    @raise HandshakeError: 400 for a repeated Origin, a subprotocol that
+        is not a token, or a malformed Sec-WebSocket-Extensions.
+    """
+    origins = headers.getAll("Origin")
+    if len(origins) > 1:
+        raise HandshakeError(400, "more than one Origin header")
+    protocols = headers.getCommaList("Sec-WebSocket-Protocol")
+    for protocol in protocols:
+        if not isToken(protocol):
+            raise HandshakeError(400, f"invalid subprotocol name {protocol!r}")
+    try:
+        extensions = parseExtensionHeader(headers.getAll("Sec-WebSocket-Extensions"))
+    except ValueError:
+        raise HandshakeError(400, "malformed Sec-WebSocket-Extensions header") from None
+    return origins[0] if origins else None, protocols, extensions
+
+
+def checkNoBody(headers: Headers) -> None:
+    """
+    Refuse an upgrade request announcing a body.
+
+    Whatever follows the head is WebSocket frames: a body would be read as
+    frames by us and as a body by any proxy in between (smuggling).
+
+    @raise HandshakeError: 400 for any Transfer-Encoding, or a
+        Content-Length other than 0.
+    """
+    if "Transfer-Encoding" in headers or any(
+        value != "0" for value in headers.getAll("Content-Length")
+    ):
+        raise HandshakeError(400, "an upgrade request cannot have a body")
+
+
+
+def checkExtraHeaders(extraHeaders: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """
+    The application's extra headers as a list, refusing the ones the
+    handshake writes itself (they would contradict it).
+
+    @raise ValueError: a reserved header name.
+    """
+    extra = list(extraHeaders)
+    for name, _ in extra:
+        if name.lower() in _RESERVED_HEADERS:
+            raise ValueError(f"header {name!r} is set by the handshake itself")
+    return extra
+
+
+
+def buildClientRequest(
+    host: str,
+    path: str,
+    key: str,
+    origin: str | None = None,
+    protocols: Sequence[str] = (),
+    extensionsHeader: str | None = None,
+    extraHeaders: Iterable[tuple[str, str]] = (),
+) -> bytes:
+    """
+    The client's upgrade request.
+
+    @param path: the request target (path and optional query), starting
+        with C{/}.
+    @raise ValueError: a subprotocol is not a token, the path is invalid,
+        an extra header is one the handshake sets itself, or a value holds
+        CR/LF/NUL.
+    """
+    headers = clientRequestHeaders(
+        host, path, key, origin, protocols, extensionsHeader, extraHeaders
+    )
+    return formatRequest("GET", path, headers)
+
+
+def clientRequestHeaders(
+    host: str,
+    path: str,
+    key: str,
+    origin: str | None = None,
+    protocols: Sequence[str] = (),
+    extensionsHeader: str | None = None,
+    extraHeaders: Iterable[tuple[str, str]] = (),
+) -> list[tuple[str, str]]:
+    """
+    The header fields of the client's upgrade request, in sending order
+    (see L{buildClientRequest}, which formats them; the values themselves
+    are checked when formatted).
+
+    @raise ValueError: as L{buildClientRequest}, except for bad values.
+    """
+    if not path.startswith("/"):
+        raise ValueError(f"request path must start with '/': {path!r}")
+    for protocol in protocols:
+        if not isToken(protocol):
+            raise ValueError(f"invalid subprotocol name {protocol!r}")
+    headers = [
+        ("Host", host),
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Key", key),
+        ("Sec-WebSocket-Version", "13"),
+    ]
+    if origin is not None:
+        headers.append(("Origin", origin))
+    if protocols:
+        headers.append(("Sec-WebSocket-Protocol", ", ".join(protocols)))
+    if extensionsHeader is not None:
+        headers.append(("Sec-WebSocket-Extensions", extensionsHeader))
+    headers += checkExtraHeaders(extraHeaders)
+    return headers
+
