@@ -17,8 +17,7 @@ from urllib.parse import quote
 
 from twisted.internet import defer, task
 
-from twisted_ws import WebSocketProtocol
-from twisted_ws.client import connectWS
+from twisted_ws import WebSocketProtocol, connectWS
 
 # Limits large enough for every case of sections 1-10 (9.* sends 16 MiB
 # messages and 4 MiB messages in 64-byte fragments).

@@ -18,8 +18,7 @@ import sys
 from twisted.internet import defer, task
 from twisted.python.failure import Failure
 
-from twisted_ws import WebSocketProtocol
-from twisted_ws.client import connectWS
+from twisted_ws import WebSocketProtocol, connectWS
 
 
 class EchoClient(WebSocketProtocol):

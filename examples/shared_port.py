@@ -7,7 +7,7 @@ WebSocket clients on the same port, from one store: what one kind of
 client sets, the other reads.
 
 The WebSocket side runs the very same C{LineReceiver} through
-L{twisted_ws.stream.StreamOverWebSocketFactory} with C{delimiter=b"\\r\\n"}:
+L{twisted_ws.StreamOverWebSocketFactory} with C{delimiter=b"\\r\\n"}:
 each text message is one command (the adapter appends the CRLF the
 protocol needs) and each answer line is one text message (the adapter cuts
 it off again).  Try it::
@@ -25,8 +25,7 @@ import sys
 from twisted.internet.protocol import Factory
 from twisted.protocols.basic import LineReceiver
 
-from twisted_ws.portsharing import PortSharingFactory
-from twisted_ws.stream import StreamOverWebSocketFactory
+from twisted_ws import PortSharingFactory, StreamOverWebSocketFactory
 
 
 class KeyValueProtocol(LineReceiver):

@@ -28,9 +28,8 @@ from twisted.web.resource import Resource
 from twisted.web.server import Site
 from twisted.web.static import File
 
-from twisted_ws import WebSocketProtocol, WebSocketServerFactory
+from twisted_ws import WebSocketProtocol, WebSocketResource, WebSocketServerFactory
 from twisted_ws.core.deflate import PerMessageDeflate
-from twisted_ws.resource import WebSocketResource
 
 STATIC = Path(__file__).resolve().parent / "web_site"
 

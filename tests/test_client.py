@@ -42,7 +42,7 @@ from twisted_ws.client import (
     connectWS,
     parseURL,
 )
-from twisted_ws.reconnecting import ReconnectingWebSocketClient
+from twisted_ws.client.reconnecting import ReconnectingWebSocketClient
 
 from wshelpers import makeCA, makeLeaf  # noqa: E402
 

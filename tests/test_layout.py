@@ -32,7 +32,6 @@ MAX_LINES = 600
 #: L{test_moduleSize}: splitting one makes its test pass, which fails the run
 #: until it is taken off this list.
 OVER_LIMIT = {
-    "twisted_ws/client.py": "issue 12: split in the layout step (client/)",
     "twisted_ws/protocol.py": "issue 12: split in the layout step",
     "twisted_ws/service.py": "issue 12: split in the layout step (twistd/)",
 }

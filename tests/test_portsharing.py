@@ -31,7 +31,7 @@ from websockets.sync.client import connect
 
 from twisted_ws import WebSocketProtocol, WebSocketServerFactory
 from twisted_ws.core.frames import OP_TEXT
-from twisted_ws.portsharing import PortSharingFactory, PortSharingProtocol
+from twisted_ws.server.portsharing import PortSharingFactory, PortSharingProtocol
 from twisted_ws.server import ServerHandshakeProtocol
 from wshelpers import clientFrame, makeCertificate, serverFrames, splitResponse, upgradeRequest
 

@@ -33,7 +33,7 @@ from websockets.sync.client import connect
 from twisted_ws import Reject, WebSocketProtocol, WebSocketServerFactory
 from twisted_ws.core.deflate import PerMessageDeflate
 from twisted_ws.core.frames import END, WHOLE, FrameParser
-from twisted_ws.resource import WebSocketResource
+from twisted_ws.server.resource import WebSocketResource
 from wshelpers import clientFrame, makeCertificate, upgradeRequest
 
 OP_TEXT, OP_BINARY, OP_CLOSE = 0x1, 0x2, 0x8

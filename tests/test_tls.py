@@ -28,9 +28,10 @@ from twisted.test.iosim import connectedServerAndClient
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 import twisted_ws
-from twisted_ws import WebSocketProtocol, WebSocketServerFactory, tlsoptions
+from twisted_ws import WebSocketProtocol, WebSocketServerFactory
+from twisted_ws.client import tls
 from twisted_ws.client import WebSocketClientEndpoint, connectWS
-from twisted_ws.reconnecting import ReconnectingWebSocketClient
+from twisted_ws.client.reconnecting import ReconnectingWebSocketClient
 
 from wshelpers import makeCA, makeIssuedCertificate  # noqa: E402
 
@@ -39,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def verificationError():
     """The exception type the client must fail with (absent before the fix)."""
-    return getattr(tlsoptions, "CertificateVerificationError", None)
+    return getattr(tls, "CertificateVerificationError", None)
 
 
 def loadCertificate(path: Path):
@@ -111,7 +112,7 @@ class CertificateShapeTests(SynchronousTestCase):
         return makeIssuedCertificate(self.directory, ca, name, **kwargs)
 
     def connect(self, hostname, cert, key):
-        creator = tlsoptions.clientConnectionCreator(hostname, None, self.ca[0], None)
+        creator = tls.clientConnectionCreator(hostname, None, self.ca[0], None)
         return memoryHandshake(cert, key, creator)
 
     def assertAccepted(self, hostname, cert, key):
@@ -228,7 +229,7 @@ class CertificateShapeTests(SynchronousTestCase):
     def test_exceptionWhileCheckingFailsClosed(self):
         """Whatever the identity check raises, the handshake is refused."""
         cert, key = self.issue("boom", dnsNames=["localhost"])
-        creator = tlsoptions.clientConnectionCreator("localhost", None, self.ca[0], None)
+        creator = tls.clientConnectionCreator("localhost", None, self.ca[0], None)
 
         def explode(certificate):
             raise RuntimeError("unexpected")

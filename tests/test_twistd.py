@@ -976,7 +976,7 @@ def test_webSocketResourceInAUserSiteDisclosesNoServerVersion() -> None:
     from twisted.web.server import Site
 
     from twisted_ws import WebSocketServerFactory
-    from twisted_ws.resource import WebSocketResource
+    from twisted_ws.server.resource import WebSocketResource
 
     site = Site(WebSocketResource(WebSocketServerFactory(EchoProtocol, clock=Clock())))
     _, accepted = _serve(site, upgradeRequest("/"))

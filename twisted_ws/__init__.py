@@ -20,34 +20,34 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .client import (
-        WebSocketClientEndpoint,
-        WebSocketClientFactory,
+    from .client.endpoint import WebSocketClientEndpoint, connectWS
+    from .client.errors import (
+        CertificateVerificationError,
         WebSocketHandshakeRejected,
         WebSocketOpenTimeout,
-        connectWS,
+        WebSocketProxyError,
     )
+    from .client.factory import WebSocketClientFactory
+    from .client.reconnecting import ReconnectingWebSocketClient
     from .core.acceptance import DEFAULT_SUBPROTOCOL, Accept, Reject
     from .core.closecodes import CloseCode, CloseInfo
     from .core.deflate import ClientPerMessageDeflate, DeflateExtension, PerMessageDeflate
     from .core.errors import HandshakeError, ProtocolError, WebSocketError
-    from .core.handshake import HandshakeRequest
+    from .core.handshake.request import HandshakeRequest
     from .core.options import WebSocketOptions
-    from .portsharing import PortSharingFactory
     from .protocol import ConnectionClosed, MessageWriter, WebSocketProtocol
-    from .proxy import WebSocketProxyError
-    from .reconnecting import ReconnectingWebSocketClient
-    from .resource import WebSocketResource
-    from .server import ServerHandshakeProtocol, WebSocketServerFactory
+    from .server.factory import WebSocketServerFactory
+    from .server.portsharing import PortSharingFactory
+    from .server.resource import WebSocketResource
+    from .server.upgrade import ServerHandshakeProtocol
     from .stream import StreamOverWebSocketFactory, StreamOverWebSocketProtocol
-    from .tlsoptions import CertificateVerificationError
 
 # Each public name and the module defining it.  The names are imported on
 # first use (PEP 562) rather than here, so that importing the I/O-free
 # twisted_ws.core -- which runs this file first -- does not pull in Twisted.
 _EXPORTS = {
     "Accept": "twisted_ws.core.acceptance",
-    "CertificateVerificationError": "twisted_ws.tlsoptions",
+    "CertificateVerificationError": "twisted_ws.client.errors",
     "ClientPerMessageDeflate": "twisted_ws.core.deflate",
     "CloseCode": "twisted_ws.core.closecodes",
     "CloseInfo": "twisted_ws.core.closecodes",
@@ -55,27 +55,27 @@ _EXPORTS = {
     "DEFAULT_SUBPROTOCOL": "twisted_ws.core.acceptance",
     "DeflateExtension": "twisted_ws.core.deflate",
     "HandshakeError": "twisted_ws.core.errors",
-    "HandshakeRequest": "twisted_ws.core.handshake",
+    "HandshakeRequest": "twisted_ws.core.handshake.request",
     "MessageWriter": "twisted_ws.protocol",
     "PerMessageDeflate": "twisted_ws.core.deflate",
-    "PortSharingFactory": "twisted_ws.portsharing",
+    "PortSharingFactory": "twisted_ws.server.portsharing",
     "ProtocolError": "twisted_ws.core.errors",
-    "ReconnectingWebSocketClient": "twisted_ws.reconnecting",
+    "ReconnectingWebSocketClient": "twisted_ws.client.reconnecting",
     "Reject": "twisted_ws.core.acceptance",
-    "ServerHandshakeProtocol": "twisted_ws.server",
+    "ServerHandshakeProtocol": "twisted_ws.server.upgrade",
     "StreamOverWebSocketFactory": "twisted_ws.stream",
     "StreamOverWebSocketProtocol": "twisted_ws.stream",
-    "WebSocketClientEndpoint": "twisted_ws.client",
-    "WebSocketClientFactory": "twisted_ws.client",
+    "WebSocketClientEndpoint": "twisted_ws.client.endpoint",
+    "WebSocketClientFactory": "twisted_ws.client.factory",
     "WebSocketError": "twisted_ws.core.errors",
-    "WebSocketHandshakeRejected": "twisted_ws.client",
-    "WebSocketOpenTimeout": "twisted_ws.client",
-    "WebSocketProxyError": "twisted_ws.proxy",
+    "WebSocketHandshakeRejected": "twisted_ws.client.errors",
+    "WebSocketOpenTimeout": "twisted_ws.client.errors",
+    "WebSocketProxyError": "twisted_ws.client.errors",
     "WebSocketOptions": "twisted_ws.core.options",
     "WebSocketProtocol": "twisted_ws.protocol",
-    "WebSocketResource": "twisted_ws.resource",
-    "WebSocketServerFactory": "twisted_ws.server",
-    "connectWS": "twisted_ws.client",
+    "WebSocketResource": "twisted_ws.server.resource",
+    "WebSocketServerFactory": "twisted_ws.server.factory",
+    "connectWS": "twisted_ws.client.endpoint",
 }
 
 __version__ = "0.1.0"

@@ -41,7 +41,7 @@ from zope.interface import implementer
 
 from .core.closecodes import CloseCode
 from .protocol import WebSocketProtocol
-from .tlsoptions import VerifyingClientTLSOptions, loadClientCertificate, loadTrustRoot
+from .client.tls import VerifyingClientTLSOptions, loadClientCertificate, loadTrustRoot
 
 __all__ = ["BridgeProtocol", "BackendProtocol", "targetEndpoint"]
 

@@ -28,12 +28,13 @@ from .core.closecodes import CloseCode, CloseInfo
 from .core.connection import WebSocketConnection
 from .core.errors import WebSocketError
 from .core.options import WebSocketOptions
+from .transport import setNoDelay, transportBacklog
 
 if TYPE_CHECKING:
     from .core.extensions import Extension
     from .core.handshake import HandshakeRequest
 
-__all__ = ["WebSocketProtocol", "ConnectionClosed", "MessageWriter", "setNoDelay"]
+__all__ = ["WebSocketProtocol", "ConnectionClosed", "MessageWriter"]
 
 _log = Logger()
 
@@ -47,38 +48,6 @@ class ConnectionClosed(WebSocketError):
     def __init__(self, info: CloseInfo | None = None) -> None:
         super().__init__(info)
         self.info = info
-
-
-def setNoDelay(transport: Any) -> None:
-    """
-    Turn Nagle's algorithm off: a small frame must leave at once.
-
-    Works through TLS (Twisted's TLS protocol forwards to the TCP
-    transport) and does nothing on transports without TCP (UNIX sockets).
-    """
-    setter = getattr(transport, "setTcpNoDelay", None)
-    if setter is not None:
-        try:
-            setter(True)
-        except (OSError, AttributeError, NotImplementedError):
-            pass
-
-
-def _transportBacklog(transport: Any) -> int | None:
-    """
-    Bytes a transport holds unsent, for the log only: Twisted offers no
-    public count, so read its file descriptor's buffers (under TLS, those of
-    the TCP transport beneath), or return C{None}.
-    """
-    for _ in range(3):
-        if transport is None:
-            return None
-        data = getattr(transport, "dataBuffer", None)
-        if isinstance(data, (bytes, bytearray, memoryview)):
-            extra = getattr(transport, "_tempDataLen", 0)
-            return len(data) + (extra if isinstance(extra, int) else 0)
-        transport = getattr(transport, "transport", None)
-    return None
 
 
 @implementer(IPushProducer)
@@ -431,7 +400,7 @@ class WebSocketProtocol(Protocol):
         self._writeTimer = None
         conn = self._conn
         queued = conn.pendingBytes if conn is not None else 0
-        buffered = _transportBacklog(self.transport)
+        buffered = transportBacklog(self.transport)
         _log.info(
             "WebSocket write timed out: output to {peer} blocked for {timeout} s; "
             "aborting ({queued} bytes queued here, {buffered} in the transport)",

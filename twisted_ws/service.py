@@ -49,7 +49,7 @@ from .core.handshake import HandshakeRequest
 from .core.options import WebSocketOptions
 from .clock import defaultClock
 from .protocol import WebSocketProtocol
-from .server import WebSocketServerFactory
+from .server.factory import WebSocketServerFactory
 from .status import ConnectionStats, StatusResource
 
 __all__ = [
@@ -518,7 +518,7 @@ def _buildSite(
     from twisted.web.server import Request, Site, version
     from twisted.web.static import File
 
-    from .resource import WebSocketResource
+    from .server.resource import WebSocketResource
 
     static = File(staticDir) if staticDir is not None else None
     wsSegments = _segments(wsPath) if wsPath is not None else []

@@ -50,7 +50,7 @@ from zope.interface import implementer
 
 from .core.closecodes import CloseCode
 from .protocol import WebSocketProtocol
-from .server import WebSocketServerFactory
+from .server.factory import WebSocketServerFactory
 
 __all__ = [
     "StreamOverWebSocketFactory",

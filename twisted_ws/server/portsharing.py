@@ -36,9 +36,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from .core.sniffing import HTTP_METHODS, Sniffed, classify, headEnd, wantsWebSocket
-from .clock import defaultClock
-from .switching import switchProtocol
+from ..clock import defaultClock
+from ..core.sniffing import HTTP_METHODS, Sniffed, classify, headEnd, wantsWebSocket
+from ..handoff import switchProtocol
 
 __all__ = ["PortSharingFactory", "PortSharingProtocol"]
 

@@ -31,14 +31,15 @@ from twisted.web.resource import IResource, Resource, getChildForRequest
 from twisted.web.server import NOT_DONE_YET
 from twisted.web.server import version as webServerVersion
 
-from .core.errors import HandshakeError
-from .core.handshake import HandshakeRequest, isUpgradeAttempt, validateRequest
-from .core.http import Headers, RequestHead
-from .protocol import WebSocketProtocol
-from .core.acceptance import Accept
-from .server import PendingHandshake, WebSocketServerFactory, runAcceptHook
-from .switching import switchProtocol
-from .tlsoptions import peerCertificate
+from ..core.acceptance import Accept
+from ..core.errors import HandshakeError
+from ..core.handshake import HandshakeRequest, isUpgradeAttempt, validateRequest
+from ..core.http import Headers, RequestHead
+from ..handoff import switchProtocol
+from ..protocol import WebSocketProtocol
+from ..transport import peerCertificate
+from .accepthook import PendingHandshake, runAcceptHook
+from .factory import WebSocketServerFactory
 
 __all__ = ["WebSocketResource"]
 

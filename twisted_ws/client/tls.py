@@ -23,40 +23,15 @@ from OpenSSL import SSL
 from zope.interface import implementer
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
 
-from .core.errors import WebSocketError
+from .errors import CertificateVerificationError
 
 __all__ = [
-    "peerCertificate",
-    "CertificateVerificationError",
     "VerifyingClientTLSOptions",
     "clientConnectionCreator",
     "loadTrustRoot",
     "loadClientCertificate",
 ]
 
-
-class CertificateVerificationError(WebSocketError, SSL.Error):
-    """
-    The server's certificate was refused: the TLS handshake was aborted.
-
-    A subclass of C{OpenSSL.SSL.Error}, which callers already catch for
-    TLS failures.  C{str()} is one readable line, e.g. C{certificate for
-    'localhost' does not match (names: other.example)}.
-
-    @ivar hostname: the name (or IP address) the client expected.
-    @ivar problem: what is wrong, e.g. C{has expired}.
-    @ivar verifyError: OpenSSL's X509 verify error number, or C{None} when
-        the chain was fine and the hostname did not match.
-    """
-
-    def __init__(self, hostname: str, problem: str, verifyError: int | None = None) -> None:
-        super().__init__(hostname, problem)
-        self.hostname = hostname
-        self.problem = problem
-        self.verifyError = verifyError
-
-    def __str__(self) -> str:
-        return " ".join(f"certificate for {self.hostname!r} {self.problem}".split())
 
 
 #: OpenSSL X509_V_ERR_* numbers -> what they mean to a user.
@@ -277,23 +252,3 @@ def clientConnectionCreator(hostname: str, contextFactory: Any, trustRoot: Any, 
         trustRoot=loadTrustRoot(trustRoot),
         clientCertificate=loadClientCertificate(clientCertificate),
     )
-
-
-def peerCertificate(transport: Any) -> Any:
-    """
-    The certificate the peer of a TLS C{transport} presented, as a
-    C{cryptography.x509.Certificate}; C{None} for plain transports and
-    peers without one.  Servers use it for mutual-TLS authentication.
-    """
-    from twisted.internet.interfaces import ISSLTransport
-
-    if transport is None or not ISSLTransport.providedBy(transport):
-        return None
-    try:
-        certificate = transport.getPeerCertificate()
-    except Exception:  # no handshake yet, or the connection is gone
-        return None
-    if certificate is None:
-        return None
-    toCryptography = getattr(certificate, "to_cryptography", None)
-    return toCryptography() if toCryptography is not None else certificate

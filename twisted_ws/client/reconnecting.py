@@ -13,10 +13,10 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Factory
 
-from .client import WebSocketClientEndpoint
-from .core.closecodes import CloseCode
-from .core.urls import WebSocketURL
-from .protocol import WebSocketProtocol
+from ..core.closecodes import CloseCode
+from ..core.urls import WebSocketURL
+from ..protocol import WebSocketProtocol
+from .endpoint import WebSocketClientEndpoint
 
 __all__ = ["ReconnectingWebSocketClient"]
 

@@ -11,42 +11,25 @@ from __future__ import annotations
 
 import base64
 import urllib.request
-from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from twisted.internet import error
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import Factory, Protocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ._waiters import Waiters
-from .core.errors import HandshakeError, WebSocketError
-from .core.http import HeadParser, ResponseHead, formatRequest
-from .core.options import WebSocketOptions
-from .core.urls import WebSocketURL
-from .switching import switchProtocol
+from ..core.errors import HandshakeError
+from ..core.http import HeadParser, ResponseHead, formatRequest
+from ..core.options import WebSocketOptions
+from ..core.urls import WebSocketURL
+from ..handoff import switchProtocol
+from .errors import WebSocketProxyError
+from .waiters import Waiters
 
-__all__ = ["WebSocketProxyError", "HTTPTunnelEndpoint", "selectProxy", "parseProxyURL"]
+__all__ = ["HTTPTunnelEndpoint", "selectProxy", "parseProxyURL"]
 
-
-class WebSocketProxyError(WebSocketError, error.ConnectError):
-    """
-    The HTTP proxy did not open the tunnel: C{status} is its HTTP status
-    (407: authentication required, 403: destination forbidden, ...), or 502
-    when its answer was unusable or it closed the connection.
-    """
-
-    def __init__(self, status: int, reason: str, headers: Sequence[tuple[str, str]] = ()) -> None:
-        error.ConnectError.__init__(self, string=f"proxy: {status} {reason}")
-        self.status = status
-        self.reason = reason
-        self.headers = list(headers)
-
-    def __str__(self) -> str:
-        return f"HTTP proxy refused the tunnel: {self.status} {self.reason}"
 
 
 def selectProxy(url: WebSocketURL, proxy: str | None, useEnvironment: bool) -> str | None:

@@ -1,0 +1,209 @@
+"""
+Connecting a client WebSocket: L{WebSocketClientEndpoint}, an
+C{IStreamClientEndpoint} whose C{connect(factory)} fires once the WebSocket
+is open (so it composes with the rest of Twisted, e.g. C{ClientService}),
+and L{connectWS}, one call for one connection.
+
+Underneath, the byte stream comes from C{HostnameEndpoint} (IPv6, happy
+eyeballs), optionally through an HTTP proxy (C{CONNECT} tunnel), optionally
+wrapped in TLS that verifies the server's hostname; or from any endpoint
+the caller passes (UNIX sockets, SSH channels, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from twisted.internet import error
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from ..core.extensions import ClientExtensionFactory
+from ..core.options import WebSocketOptions
+from ..core.urls import WebSocketURL, parseURL
+from ..protocol import WebSocketProtocol
+from .errors import WebSocketOpenTimeout
+from .factory import HeaderPairs, WebSocketClientFactory, headerPairs
+from .proxy import HTTPTunnelEndpoint, parseProxyURL, selectProxy
+from .tls import clientConnectionCreator
+
+__all__ = ["WebSocketClientEndpoint", "connectWS"]
+
+
+class _EndpointHandshakeFactory(WebSocketClientFactory):
+    """The factory L{WebSocketClientEndpoint} uses: the application's
+    protocol comes from the factory given to C{connect}."""
+
+    appFactory: Any = None
+
+    def buildWebSocketProtocol(self, addr: Any) -> Any:
+        return self.appFactory.buildProtocol(addr)
+
+
+@implementer(IStreamClientEndpoint)
+class WebSocketClientEndpoint:
+    """
+    An endpoint for WebSocket connections to one URL.
+
+    C{connect(factory)} connects the transport (direct, through an HTTP
+    proxy, or over C{endpoint}), adds TLS for C{wss://} (verified against
+    the URL's hostname), performs the opening handshake and fires with the
+    protocol C{factory.buildProtocol(addr)} returned -- a
+    L{WebSocketProtocol}, open -- or fails (see L{ClientHandshakeProtocol}
+    and L{WebSocketProxyError}).  The whole sequence is bounded by
+    C{openTimeout}.
+
+    See L{connectWS} for the parameters.
+    """
+
+    def __init__(
+        self,
+        reactor: Any,
+        url: str | WebSocketURL,
+        *,
+        endpoint: IStreamClientEndpoint | None = None,
+        contextFactory: Any = None,
+        trustRoot: Any = None,
+        clientCertificate: Any = None,
+        proxy: str | None = None,
+        useProxyEnvironment: bool = False,
+        subprotocols: Sequence[str] = (),
+        headers: HeaderPairs = (),
+        origin: str | None = None,
+        extensions: Sequence[ClientExtensionFactory] = (),
+        options: WebSocketOptions | None = None,
+        **optionValues: Any,
+    ) -> None:
+        if reactor is None:
+            from twisted.internet import reactor as defaultReactor
+
+            reactor = defaultReactor
+        self.reactor = reactor
+        self.url = url = parseURL(url)
+        self._handshake = dict(
+            subprotocols=subprotocols,
+            headers=headerPairs(headers),
+            origin=origin,
+            extensions=extensions,
+            options=options,
+            clock=reactor,
+            **optionValues,
+        )
+        # Validate every option now, so mistakes surface at the call site.
+        self.options = WebSocketClientFactory(None, url, **self._handshake).options  # type: ignore[arg-type]
+        connectTimeout = self.options.openTimeout or 30
+        if endpoint is None:
+            proxyURL = selectProxy(url, proxy, useProxyEnvironment)
+            if proxyURL is not None:
+                proxyHost, proxyPort, proxyHeaders = parseProxyURL(proxyURL)
+                endpoint = HTTPTunnelEndpoint(
+                    HostnameEndpoint(reactor, proxyHost, proxyPort, timeout=connectTimeout),
+                    url.authority,
+                    proxyHeaders,
+                    self.options,
+                )
+            else:
+                endpoint = HostnameEndpoint(reactor, url.host, url.port, timeout=connectTimeout)
+        elif proxy is not None:
+            raise ValueError("pass either endpoint or proxy, not both")
+        if url.secure:
+            creator = clientConnectionCreator(url.host, contextFactory, trustRoot, clientCertificate)
+            endpoint = wrapClientTLS(creator, endpoint)
+        self.transportEndpoint = endpoint
+
+    def connect(self, protocolFactory: Any) -> Deferred[Any]:
+        """Connect, handshake, fire with C{protocolFactory}'s open protocol."""
+        factory = _EndpointHandshakeFactory(None, self.url, **self._handshake)  # type: ignore[arg-type]
+        factory.appFactory = protocolFactory
+        return self.connectFactory(factory)
+
+    def connectFactory(self, factory: WebSocketClientFactory) -> Deferred[Any]:
+        """Connect with a L{WebSocketClientFactory} of your own."""
+        d = self.transportEndpoint.connect(factory)
+        d.addCallback(lambda handshake: handshake.whenOpen())
+        timeout = factory.options.openTimeout
+        if timeout is not None:
+
+            def timedOut(result: Any, _timeout: float) -> Any:
+                if isinstance(result, Failure) and result.check(
+                    CancelledError, error.ConnectingCancelledError
+                ):
+                    return Failure(WebSocketOpenTimeout(timeout))
+                return result
+
+            d.addTimeout(timeout, self.reactor, onTimeoutCancel=timedOut)
+        return d
+
+
+def connectWS(
+    url: str | WebSocketURL,
+    protocol: Callable[[], WebSocketProtocol] = WebSocketProtocol,
+    *,
+    reactor: Any = None,
+    endpoint: IStreamClientEndpoint | None = None,
+    contextFactory: Any = None,
+    trustRoot: Any = None,
+    clientCertificate: Any = None,
+    proxy: str | None = None,
+    useProxyEnvironment: bool = False,
+    subprotocols: Sequence[str] = (),
+    headers: HeaderPairs = (),
+    origin: str | None = None,
+    extensions: Sequence[ClientExtensionFactory] = (),
+    options: WebSocketOptions | None = None,
+    **optionValues: Any,
+) -> Deferred[WebSocketProtocol]:
+    """
+    Open a WebSocket to C{url}; the Deferred fires with the open protocol.
+
+    @param protocol: a L{WebSocketProtocol} subclass or a zero-argument
+        callable returning an instance.
+    @param endpoint: connect over this endpoint instead of to the URL's host
+        and port (UNIX sockets, tests); the URL still supplies C{Host} and
+        the path, and C{wss://} still adds TLS on top.
+    @param contextFactory: an C{IOpenSSLClientConnectionCreator} for
+        C{wss://}, replacing the default (L{VerifyingClientTLSOptions} for
+        the URL's host with C{trustRoot} and C{clientCertificate}, which
+        fails with L{CertificateVerificationError} on any certificate
+        problem); a replacement is trusted to verify on its own.
+    @param trustRoot: CAs to trust: a path to PEM, a C{Certificate}, or an
+        C{IOpenSSLTrustRoot}; default: the platform's.
+    @param clientCertificate: a C{PrivateCertificate}, a PEM path holding
+        certificate and key, or a (cert path, key path) pair.
+    @param proxy: C{http://[user:password@]host:port} of an HTTP proxy to
+        tunnel through (C{CONNECT}).
+    @param useProxyEnvironment: honour C{https_proxy} (for C{wss://}),
+        C{http_proxy} (for C{ws://}), C{all_proxy} and C{no_proxy}.
+    @param subprotocols: subprotocols to offer, in preference order.
+    @param headers: extra request headers (mapping or pairs), e.g.
+        C{Authorization} or C{Cookie}.
+    @param origin: the C{Origin} header to send, if any.
+    @param extensions: L{ClientExtensionFactory}s to offer.
+    @param options: L{WebSocketOptions}; keyword arguments named after its
+        fields (C{openTimeout=5}, C{maxMessageSize=...}) override them.
+
+    @raise ValueError: (synchronously) a bad URL, header or option.
+    """
+    clientEndpoint = WebSocketClientEndpoint(
+        reactor,
+        url,
+        endpoint=endpoint,
+        contextFactory=contextFactory,
+        trustRoot=trustRoot,
+        clientCertificate=clientCertificate,
+        proxy=proxy,
+        useProxyEnvironment=useProxyEnvironment,
+        subprotocols=subprotocols,
+        headers=headers,
+        origin=origin,
+        extensions=extensions,
+        options=options,
+        **optionValues,
+    )
+    return clientEndpoint.connectFactory(
+        WebSocketClientFactory(protocol, clientEndpoint.url, **clientEndpoint._handshake)  # type: ignore[arg-type]
+    )

@@ -1,0 +1,156 @@
+"""
+Asking the application about an upgrade request: the accept hook's answer
+(now or through a Deferred or coroutine) and the open timeout while it
+decides, shared by every server front end (the upgrade protocol, the
+twisted.web resource).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from inspect import iscoroutine
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.interfaces import IDelayedCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from ..core.acceptance import Accept, Reject
+from ..core.errors import HandshakeError
+from ..core.handshake import HandshakeRequest
+
+if TYPE_CHECKING:
+    from .factory import WebSocketServerFactory
+
+__all__ = ["AcceptHook", "resolveDecision", "runAcceptHook", "PendingHandshake"]
+
+_log = Logger()
+
+#: An accept hook: given the request, return None / an Accept / a Reject (or
+#: raise Reject), directly or through a Deferred.
+AcceptHook = Callable[[HandshakeRequest], Any]
+
+
+def resolveDecision(decision: Any) -> Accept:
+    """
+    Normalise what an accept hook answered: C{None} or C{True} accept with
+    the defaults, an L{Accept} is returned as is, and a L{Reject} (or
+    C{False}, a plain 403) is raised.
+
+    @raise Reject: the hook refused.
+    @raise TypeError: the hook answered something else.
+    """
+    if decision is None or decision is True:
+        return Accept()
+    if isinstance(decision, Accept):
+        return decision
+    if isinstance(decision, Reject):
+        raise decision
+    if decision is False:
+        raise Reject()
+    raise TypeError(f"an accept hook must answer None, Accept or Reject, not {decision!r}")
+
+
+def runAcceptHook(
+    factory: WebSocketServerFactory,
+    request: HandshakeRequest,
+    accepted: Callable[[Accept], None],
+    refused: Callable[[HandshakeError], None],
+) -> Deferred[Any] | None:
+    """
+    Ask C{factory.acceptRequest} about C{request} and report the answer
+    exactly once: C{accepted(Accept)} or C{refused(HandshakeError)}.
+
+    Shared by every server front end (the upgrade protocol, the twisted.web
+    resource).  A hook that answers at once (the common case) is handled
+    without any Deferred; one that returns a Deferred or a coroutine is
+    waited for.  A crash in the hook, or in C{accepted}, is logged and
+    refused with 500, telling the client nothing about the server.
+
+    @return: the Deferred still pending (cancel it to give up), or C{None}
+        once decided.
+    """
+
+    def decide(result: Any) -> None:
+        if isinstance(result, Failure):
+            if result.check(CancelledError):
+                return  # the caller gave up (timeout, connection lost)
+            if result.check(HandshakeError):
+                refused(result.value)  # type: ignore[arg-type]
+                return
+            _log.failure("WebSocket accept hook failed", result)
+            refused(HandshakeError(500, "Internal Server Error"))
+            return
+        try:
+            accept = resolveDecision(result)
+        except HandshakeError as e:
+            refused(e)
+            return
+        except TypeError:
+            _log.failure("WebSocket accept hook gave an invalid answer")
+            refused(HandshakeError(500, "Internal Server Error"))
+            return
+        try:
+            accepted(accept)
+        except BaseException:
+            _log.failure("WebSocket handshake failed")
+            refused(HandshakeError(500, "Internal Server Error"))
+
+    try:
+        decision = factory.acceptRequest(request)
+    except BaseException:
+        decide(Failure())
+        return None
+    if iscoroutine(decision):
+        decision = Deferred.fromCoroutine(decision)
+    if isinstance(decision, Deferred):
+        decision.addBoth(decide)
+        return decision
+    decide(decision)
+    return None
+
+
+class PendingHandshake:
+    """
+    The open timeout and the accept hook's pending answer of one opening
+    handshake, shared by the upgrade protocol and the twisted.web resource.
+
+    Subclasses provide C{factory} and C{_reject(error)}; C{_done} turns
+    true once the handshake is answered either way.
+    """
+
+    factory: WebSocketServerFactory
+    _done = False
+    _timer: IDelayedCall | None = None
+    _decision: Deferred[Any] | None = None
+
+    def _reject(self, error: HandshakeError) -> None:
+        raise NotImplementedError
+
+    def _startTimer(self) -> None:
+        timeout = self.factory.options.openTimeout
+        if timeout is not None:
+            self._timer = self.factory.clock.callLater(timeout, self._timedOut)
+
+    def _finish(self) -> None:
+        self._done = True
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+    def _timedOut(self) -> None:
+        self._timer = None
+        if self._done:
+            return
+        d = self._decision
+        self._reject(HandshakeError(408, "opening handshake timed out"))
+        if d is not None:
+            d.cancel()
+
+    def _abandon(self) -> None:
+        """The client went away: stop the timer, cancel a pending hook."""
+        self._finish()
+        d, self._decision = self._decision, None
+        if d is not None:
+            d.cancel()

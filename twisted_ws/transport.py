@@ -1,0 +1,63 @@
+"""
+Small helpers about a connection's transport that the protocol, the server
+and the client share: they read or tune the transport without owning it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["setNoDelay", "transportBacklog", "peerCertificate"]
+
+
+def setNoDelay(transport: Any) -> None:
+    """
+    Turn Nagle's algorithm off: a small frame must leave at once.
+
+    Works through TLS (Twisted's TLS protocol forwards to the TCP
+    transport) and does nothing on transports without TCP (UNIX sockets).
+    """
+    setter = getattr(transport, "setTcpNoDelay", None)
+    if setter is not None:
+        try:
+            setter(True)
+        except (OSError, AttributeError, NotImplementedError):
+            pass
+
+
+def transportBacklog(transport: Any) -> int | None:
+    """
+    Bytes a transport holds unsent, for the log only: Twisted offers no
+    public count, so read its file descriptor's buffers (under TLS, those of
+    the TCP transport beneath), or return C{None}.
+    """
+    for _ in range(3):
+        if transport is None:
+            return None
+        data = getattr(transport, "dataBuffer", None)
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            extra = getattr(transport, "_tempDataLen", 0)
+            return len(data) + (extra if isinstance(extra, int) else 0)
+        transport = getattr(transport, "transport", None)
+    return None
+
+
+
+def peerCertificate(transport: Any) -> Any:
+    """
+    The certificate the peer of a TLS C{transport} presented, as a
+    C{cryptography.x509.Certificate}; C{None} for plain transports and
+    peers without one.  Servers use it for mutual-TLS authentication.
+    """
+    from twisted.internet.interfaces import ISSLTransport
+
+    if transport is None or not ISSLTransport.providedBy(transport):
+        return None
+    try:
+        certificate = transport.getPeerCertificate()
+    except Exception:  # no handshake yet, or the connection is gone
+        return None
+    if certificate is None:
+        return None
+    toCryptography = getattr(certificate, "to_cryptography", None)
+    return toCryptography() if toCryptography is not None else certificate
