@@ -21,7 +21,7 @@ from twisted_ws import WebSocketClientFactory, WebSocketProtocol, WebSocketServe
 from twisted_ws.core.frames import OP_CLOSE, OP_PING, OP_PONG, FrameParser
 from twisted_ws.core.handshake import computeAcceptKey
 from twisted_ws.core.options import WebSocketOptions
-from twisted_ws.service import Options
+from twisted_ws.twistd import Options
 from wshelpers import clientFrame, upgradeRequest
 
 PEER = IPv4Address("TCP", "192.0.2.7", 40123)

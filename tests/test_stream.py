@@ -24,7 +24,7 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from twisted_ws.core.frames import OP_BINARY, OP_CLOSE, OP_TEXT, FrameParser
-from twisted_ws.stream import (
+from twisted_ws.apps.stream import (
     StreamOverWebSocketFactory,
     StreamOverWebSocketProtocol,
     WebSocketStreamTransport,

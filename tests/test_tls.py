@@ -341,7 +341,7 @@ class EntryPathTests(TestCase):
     def test_bridgeSSLTarget(self):
         """C{--target ssl:...}: the bridge's backend connection verifies the
         hostname too (Twisted's own ssl: client endpoint fails open)."""
-        from twisted_ws.bridge import targetEndpoint
+        from twisted_ws.apps.bridge import targetEndpoint
 
         caDir = self.directory / "cas"
         caDir.mkdir()

@@ -37,7 +37,7 @@ from websockets.sync.client import connect, unix_connect
 
 import twisted_ws
 from twisted_ws.core.frames import FrameParser
-from twisted_ws.service import EchoProtocol, Options, makeService
+from twisted_ws.twistd import EchoProtocol, Options, makeService
 from wshelpers import clientFrame, makeCertificate, upgradeRequest
 
 DEADLINE = 20.0  # seconds for a server to start, or a process to exit
@@ -263,7 +263,7 @@ def test_helpListsEveryOption(twistd: Twistd, tmp_path: Path) -> None:
         (["--target", "tcp:localhost:1"], "only used with --mode bridge"),
         (["--mode", "bridge", "--target", "nosuchkind:1"], "--target"),
         (["--protocol", "no_such_module_xyz.Thing"], "cannot be imported"),
-        (["--protocol", "twisted_ws.service.Options"], "not a subclass"),
+        (["--protocol", "twisted_ws.twistd.Options"], "not a subclass"),
         (["--listen", "tcp:notaport"], "--listen 'tcp:notaport'"),
         (["--static", "/no/such/dir"], "not a directory"),
         (["--max-message-size", "-5"], "not a positive integer"),
@@ -988,13 +988,13 @@ def test_webSocketResourceInAUserSiteDisclosesNoServerVersion() -> None:
 
 
 def _captureLog(test):
-    """Run C{test()}; return the formatted log lines of twisted_ws.service."""
+    """Run C{test()}; return the formatted log lines of twisted_ws.twistd."""
     from twisted.logger import formatEvent, globalLogPublisher
 
     events: list[dict] = []
 
     def observer(event: dict) -> None:
-        if event.get("log_namespace") == "twisted_ws.service":
+        if event.get("log_namespace") == "twisted_ws.twistd":
             events.append(event)
 
     globalLogPublisher.addObserver(observer)
@@ -1009,7 +1009,7 @@ def test_refusedMalformedHandshakeLogsNoNone() -> None:
     """A request refused before it is a HandshakeRequest logs '-' for its path."""
     from twisted.internet.task import Clock
 
-    from twisted_ws.service import ServiceFactory, WebSocketService
+    from twisted_ws.twistd import ServiceFactory, WebSocketService
 
     clock = Clock()
     svc = WebSocketService(clock=clock)
@@ -1024,7 +1024,7 @@ def test_shutdownLogCountsInTheSingular() -> None:
     """One connection left: 'closing 1 WebSocket connection', then 'aborting 1 WebSocket connection'."""
     from twisted.internet.task import Clock
 
-    from twisted_ws.service import ServiceFactory, WebSocketService
+    from twisted_ws.twistd import ServiceFactory, WebSocketService
 
     clock = Clock()
     svc = WebSocketService(stopTimeout=2, clock=clock)

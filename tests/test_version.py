@@ -17,7 +17,7 @@ import twisted
 
 import twisted_ws
 from twisted_ws.core.masking import HAVE_SPEEDUPS
-from twisted_ws.service import Options
+from twisted_ws.twistd import Options
 from twisted_ws.version import versionText
 
 

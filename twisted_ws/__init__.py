@@ -20,6 +20,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .apps.stream import StreamOverWebSocketFactory, StreamOverWebSocketProtocol
     from .client.endpoint import WebSocketClientEndpoint, connectWS
     from .client.errors import (
         CertificateVerificationError,
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
     from .server.portsharing import PortSharingFactory
     from .server.resource import WebSocketResource
     from .server.upgrade import ServerHandshakeProtocol
-    from .stream import StreamOverWebSocketFactory, StreamOverWebSocketProtocol
 
 # Each public name and the module defining it.  The names are imported on
 # first use (PEP 562) rather than here, so that importing the I/O-free
@@ -63,8 +63,8 @@ _EXPORTS = {
     "ReconnectingWebSocketClient": "twisted_ws.client.reconnecting",
     "Reject": "twisted_ws.core.acceptance",
     "ServerHandshakeProtocol": "twisted_ws.server.upgrade",
-    "StreamOverWebSocketFactory": "twisted_ws.stream",
-    "StreamOverWebSocketProtocol": "twisted_ws.stream",
+    "StreamOverWebSocketFactory": "twisted_ws.apps.stream",
+    "StreamOverWebSocketProtocol": "twisted_ws.apps.stream",
     "WebSocketClientEndpoint": "twisted_ws.client.endpoint",
     "WebSocketClientFactory": "twisted_ws.client.factory",
     "WebSocketError": "twisted_ws.core.errors",

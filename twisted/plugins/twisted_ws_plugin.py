@@ -9,17 +9,17 @@ from twisted.application.service import ServiceMaker
 
 
 class _WebSocketServiceMaker(ServiceMaker):
-    """Listens before twistd daemonizes: see L{twisted_ws.service.makeTwistdService}."""
+    """Listens before twistd daemonizes: see L{twisted_ws.twistd.makeTwistdService}."""
 
     def makeService(self, options):  # type: ignore[override]
-        from twisted_ws.service import makeTwistdService
+        from twisted_ws.twistd import makeTwistdService
 
         return makeTwistdService(options)
 
 
 websocket = _WebSocketServiceMaker(
     "twisted_ws WebSocket server",
-    "twisted_ws.service",
+    "twisted_ws.twistd",
     "A WebSocket server: echo, broadcast rooms, TCP bridge, static files or your own protocol.",
     "websocket",
 )

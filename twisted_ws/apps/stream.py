@@ -48,9 +48,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from .core.closecodes import CloseCode
-from .protocol import WebSocketProtocol
-from .server.factory import WebSocketServerFactory
+from ..core.closecodes import CloseCode
+from ..protocol import WebSocketProtocol
+from ..server.factory import WebSocketServerFactory
 
 __all__ = [
     "StreamOverWebSocketFactory",

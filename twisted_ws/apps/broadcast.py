@@ -32,8 +32,8 @@ from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from .core.closecodes import CloseCode
-from .protocol import WebSocketProtocol
+from ..core.closecodes import CloseCode
+from ..protocol import WebSocketProtocol
 
 __all__ = ["BroadcastHub", "BroadcastProtocol", "Room"]
 

@@ -39,9 +39,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from .core.closecodes import CloseCode
-from .protocol import WebSocketProtocol
-from .client.tls import VerifyingClientTLSOptions, loadClientCertificate, loadTrustRoot
+from ..core.closecodes import CloseCode
+from ..protocol import WebSocketProtocol
+from ..client.tls import VerifyingClientTLSOptions, loadClientCertificate, loadTrustRoot
 
 __all__ = ["BridgeProtocol", "BackendProtocol", "targetEndpoint"]
 

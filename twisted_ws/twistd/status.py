@@ -3,7 +3,7 @@ Live counters of a WebSocket service and the twisted.web resource that
 shows them as JSON.
 
 The counters are plain integers bumped by the service's connection classes
-(see L{twisted_ws.service}), not by the core: an application that does not
+(see L{twisted_ws.twistd.tracking}), not by the core: an application that does not
 want them pays nothing.
 """
 

@@ -1,0 +1,320 @@
+"""
+The service behind C{twistd websocket}: a ready-made WebSocket server.
+
+C{twistd -n websocket} serves an echo on C{tcp:8080}.  Options pick the
+mode (echo, broadcast rooms, a TCP bridge, or the user's own protocol
+class), the endpoints, static files on the same port, a JSON status page,
+limits and timeouts; C{twistd websocket --help} lists them all.
+
+The pieces, each usable on its own:
+
+  - L{WebSocketService}: a C{MultiService} that owns the listeners, and
+    (through L{ConnectionTracker}) tracks the open WebSocket connections
+    and their counters and closes them, bounded, when it stops;
+  - L{makeService}: builds it from parsed L{Options}; start-up problems
+    are a L{StartupError} with the reason in one line.
+
+The command line is in L{options}, the connection bookkeeping in
+L{tracking}, the site (static files, status page) in L{site}.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from typing import Any
+
+from twisted.application import internet
+from twisted.internet.defer import Deferred
+from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IReactorTime, IStreamServerEndpoint
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from ..protocol import WebSocketProtocol
+from .options import Options
+from .site import buildSite
+from .status import StatusResource
+from .tracking import ConnectionTracker, ServiceFactory, formatAddress
+
+__all__ = [
+    "EchoProtocol",
+    "StartupError",
+    "WebSocketService",
+    "makeService",
+    "makeTwistdService",
+]
+
+#: The same namespace as L{twisted_ws.twistd.tracking}'s log lines.
+_log = Logger(namespace="twisted_ws.twistd")
+
+
+class EchoProtocol(WebSocketProtocol):
+    """Send every message back as it came (text stays text)."""
+
+    def textMessageReceived(self, text: str) -> None:
+        self.sendMessage(text)
+
+    def binaryMessageReceived(self, data: bytes) -> None:
+        self.sendMessage(data)
+
+
+@implementer(IStreamServerEndpoint)
+class _AnnouncingEndpoint:
+    """An endpoint that logs where it listens once it does."""
+
+    def __init__(self, endpoint: Any, announce: Callable[[Any], None]) -> None:
+        self._endpoint = endpoint
+        self._announce = announce
+
+    def listen(self, factory: Any) -> Deferred[Any]:
+        def listening(port: Any) -> Any:
+            self._announce(port)
+            return port
+
+        return self._endpoint.listen(factory).addCallback(listening)
+
+
+class StartupError(Exception):
+    """
+    The service cannot start (an endpoint it cannot build or listen on);
+    C{str()} is the reason in one line.
+
+    An C{Exception}, not C{SystemExit}: twistd reports only C{Exception}s
+    to a daemon's waiting parent (and removes the pid file), so a
+    C{SystemExit} left that parent waiting forever.
+    """
+
+
+_FILE_ARGUMENTS = re.compile(r"(?:^|:)(?:privateKey|certKey|extraCertChain|dhParameters)=((?:\\.|[^:])*)")
+
+
+def _startupReason(error: BaseException, description: str) -> str:
+    """The short, readable reason C{description} cannot be used."""
+    if isinstance(error, CannotListenError) and isinstance(error.socketError, BaseException):
+        error = error.socketError
+    if isinstance(error, OSError) and error.strerror:
+        name = error.filename2 if error.filename2 is not None else error.filename
+        if name is None and isinstance(error, FileNotFoundError):
+            # Reading ssl: certificate files names no file: find it.
+            missing = [
+                f for f in (m.replace("\\:", ":") for m in _FILE_ARGUMENTS.findall(description))
+                if not os.path.exists(f)
+            ]
+            if missing:
+                return f"no such file: {', '.join(missing)}"
+        if name is None:
+            return error.strerror
+        name = os.fsdecode(name)
+        folder = os.path.dirname(name)
+        if isinstance(error, FileNotFoundError) and folder and not os.path.isdir(folder):
+            return f"no such directory: {folder}"
+        return f"{error.strerror}: {name}"
+    return str(error) or type(error).__name__
+
+
+class _ListenerService(internet.StreamServerEndpointService):
+    """
+    A listener that cannot listen stops the program at start-up with the
+    reason in one line, instead of a server that runs and listens nowhere.
+    It can listen early (L{listenNow}): twistd then fails before it forks.
+    """
+
+    _raiseSynchronously = True
+    _listenCalled = False
+
+    def __init__(self, endpoint: Any, factory: Any, description: str) -> None:
+        super().__init__(endpoint, factory)
+        self.description = description
+
+    def listenNow(self) -> None:
+        """
+        Listen, unless this was done already.
+
+        @raise StartupError: it cannot listen.
+        """
+        if self._listenCalled:
+            return
+        self._listenCalled = True
+        try:
+            super().privilegedStartService()
+        except Exception as e:
+            raise StartupError(
+                f"twisted_ws: cannot listen on {self.description}: {_startupReason(e, self.description)}"
+            ) from None
+
+    def privilegedStartService(self) -> None:
+        self.listenNow()
+
+
+class WebSocketService(ConnectionTracker):
+    """
+    Listeners plus the WebSocket connections they opened (counted and
+    closed on stop by L{ConnectionTracker}).
+
+    @ivar ports: the listening ports, once listening.
+    """
+
+    def __init__(self, stopTimeout: float = 5.0, clock: IReactorTime | None = None) -> None:
+        super().__init__(stopTimeout, clock)
+        self.ports: list[Any] = []
+
+    # -- listeners ----------------------------------------------------------
+
+    def listen(
+        self,
+        endpoint: Any,
+        factory: Any,
+        describe: Callable[[Any], str],
+        description: str | None = None,
+    ) -> None:
+        """
+        Listen on C{endpoint} with C{factory} while the service runs;
+        C{describe(port)} gives the text of the "listening on" log line,
+        C{description} (e.g. C{tcp:8080}) names the endpoint in errors.
+        """
+
+        def announce(port: Any) -> None:
+            self.ports.append(port)
+            _log.info("listening on {where}", where=describe(port))
+
+        _ListenerService(
+            _AnnouncingEndpoint(endpoint, announce), factory, description or repr(endpoint)
+        ).setServiceParent(self)
+
+    def listenNow(self) -> None:
+        """
+        Listen on every endpoint now instead of when the service starts.
+
+        twistd calls this (see L{makeTwistdService}) before it daemonizes:
+        a port in use then stops it in the foreground, with one line,
+        before it forks or writes a pid file.
+
+        @raise StartupError: an endpoint cannot listen.
+        """
+        for child in self:
+            if isinstance(child, _ListenerService):
+                child.listenNow()
+
+
+def _scheme(description: str, secure: str, plain: str) -> str:
+    kind = description.split(":", 1)[0].strip().lower()
+    return secure if kind in ("ssl", "tls") else plain
+
+
+def _describer(description: str, wsPath: str, siteMode: bool) -> Callable[[Any], str]:
+    def describe(port: Any) -> str:
+        address = port.getHost()
+        if getattr(address, "host", None) is None:
+            where = f"ws+unix://{formatAddress(address)}{wsPath}"
+            return where + (" (and HTTP)" if siteMode else "")
+        host = formatAddress(address)
+        ws = f"{_scheme(description, 'wss', 'ws')}://{host}{wsPath}"
+        if siteMode:
+            return f"{ws} (HTTP at {_scheme(description, 'https', 'http')}://{host}/)"
+        return ws
+
+    return describe
+
+
+def makeService(options: Options, clock: IReactorTime | None = None) -> WebSocketService:
+    """Build the service C{twistd websocket} runs from parsed L{Options}."""
+    from twisted.internet import reactor
+    from twisted.internet.endpoints import serverFromString
+
+    clock = clock or reactor  # type: ignore[assignment]
+    top = WebSocketService(stopTimeout=options["stop-timeout"], clock=clock)
+    mode = options["mode"]
+    extra: dict[str, Any] = {"mode": mode}
+
+    if mode == "echo":
+        protocol: type[WebSocketProtocol] = EchoProtocol
+    elif mode == "broadcast":
+        from ..apps.broadcast import BroadcastHub, BroadcastProtocol
+
+        protocol = BroadcastProtocol
+        hub = BroadcastHub(options["max-queue-bytes"], options["max-queue-messages"])
+    elif mode == "bridge":
+        from ..apps.bridge import BridgeProtocol
+
+        protocol = BridgeProtocol
+        extra["target"] = options["target"]
+    else:
+        protocol = options["protocolClass"]
+        extra["protocol"] = options["protocol"]
+
+    extensions = []
+    if options["deflate"]:
+        try:
+            from ..core.deflate import PerMessageDeflate
+        except ImportError:  # pragma: no cover - the extension is part of the package
+            pass
+        else:
+            extensions.append(PerMessageDeflate())
+
+    factory = ServiceFactory(
+        protocol,
+        top,
+        maxConnections=options["max-connections"],
+        subprotocols=options["subprotocols"],
+        allowedOrigins=options["allowedOrigins"] or None,
+        extensions=extensions,
+        options=options["options"],
+        clock=clock,
+    )
+    if mode == "broadcast":
+        factory.hub = hub
+        extra["broadcast"] = hub.status
+    elif mode == "bridge":
+        from ..apps.bridge import targetEndpoint
+
+        factory.target = targetEndpoint(reactor, options["target"])
+        factory.targetDescription = options["target"]
+
+    siteMode = options["static"] is not None or options["status"] is not None
+    if siteMode:
+        status = StatusResource(top.stats, lambda: _extraStatus(extra))
+        wsPath = options["path"] if options["static"] is not None else None
+        listenFactory = buildSite(factory, wsPath, options["static"], options["status"], status)
+        shownPath = wsPath if wsPath is not None else "/"
+    else:
+        listenFactory = factory
+        shownPath = "/"
+    for description in options["listen"]:
+        try:
+            endpoint = serverFromString(reactor, description)
+        except Exception as e:
+            raise StartupError(
+                f"twisted_ws: --listen {description!r}: {_startupReason(e, description)}"
+            ) from None
+        top.listen(endpoint, listenFactory, _describer(description, shownPath, siteMode), description)
+    _log.info(
+        "twisted_ws {mode} service on {listen}", mode=mode, listen=", ".join(options["listen"])
+    )
+    return top
+
+
+def makeTwistdService(options: Options) -> WebSocketService:
+    """
+    L{makeService} for C{twistd websocket}: it also listens at once, so a
+    bad endpoint or a port in use stops twistd with one line and a non-zero
+    status, before it daemonizes or writes a pid file (a daemon's parent
+    would otherwise only print a truncated two-line message).
+    """
+    try:
+        top = makeService(options)
+        top.listenNow()
+    except StartupError as e:
+        raise SystemExit(str(e)) from None
+    return top
+
+
+def _extraStatus(extra: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in extra.items():
+        if callable(value):
+            out.update(value())
+        else:
+            out[key] = value
+    return out
