@@ -28,13 +28,6 @@ ROOT = Path(__file__).resolve().parent.parent
 
 MAX_LINES = 600
 
-#: Modules over L{MAX_LINES} today.  Each is an expected (strict) failure of
-#: L{test_moduleSize}: splitting one makes its test pass, which fails the run
-#: until it is taken off this list.
-OVER_LIMIT = {
-    "twisted_ws/protocol.py": "issue 12: split in the layout step",
-}
-
 #: Every name C{from twisted_ws import ...} offered before the re-exports
 #: became lazy; none may go missing (new ones may be added).
 PUBLIC_NAMES = {
@@ -397,25 +390,14 @@ def test_noPrivateNamesAcrossModules() -> None:
     assert offending == []
 
 
-def sizeParams():
-    for path in sorted(PACKAGE.rglob("*.py")):
-        relative = path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else str(path)
-        marks = []
-        if relative in OVER_LIMIT:
-            marks.append(pytest.mark.xfail(strict=True, reason=OVER_LIMIT[relative]))
-        yield pytest.param(path, id=relative, marks=marks)
-
-
-@pytest.mark.parametrize("path", list(sizeParams()))
+@pytest.mark.parametrize(
+    "path",
+    sorted(PACKAGE.rglob("*.py")),
+    ids=lambda p: p.relative_to(ROOT).as_posix() if p.is_relative_to(ROOT) else str(p),
+)
 def test_moduleSize(path: Path) -> None:
     lines = len(path.read_text(encoding="utf-8").splitlines())
     assert lines <= MAX_LINES, f"{path.name} has {lines} lines (limit {MAX_LINES})"
-
-
-def test_overLimitListIsCurrent() -> None:
-    """Every module on the over-the-limit list still exists."""
-    for relative in OVER_LIMIT:
-        assert (ROOT / relative).exists(), f"{relative} is gone: take it off OVER_LIMIT"
 
 
 def test_pluginFolderHasNoInit() -> None:

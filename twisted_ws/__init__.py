@@ -36,11 +36,13 @@ if TYPE_CHECKING:
     from .core.errors import HandshakeError, ProtocolError, WebSocketError
     from .core.handshake.request import HandshakeRequest
     from .core.options import WebSocketOptions
-    from .protocol import ConnectionClosed, MessageWriter, WebSocketProtocol
+    from .errors import ConnectionClosed
+    from .protocol import WebSocketProtocol
     from .server.factory import WebSocketServerFactory
     from .server.portsharing import PortSharingFactory
     from .server.resource import WebSocketResource
     from .server.upgrade import ServerHandshakeProtocol
+    from .writer import MessageWriter
 
 # Each public name and the module defining it.  The names are imported on
 # first use (PEP 562) rather than here, so that importing the I/O-free
@@ -51,12 +53,12 @@ _EXPORTS = {
     "ClientPerMessageDeflate": "twisted_ws.core.deflate",
     "CloseCode": "twisted_ws.core.closecodes",
     "CloseInfo": "twisted_ws.core.closecodes",
-    "ConnectionClosed": "twisted_ws.protocol",
+    "ConnectionClosed": "twisted_ws.errors",
     "DEFAULT_SUBPROTOCOL": "twisted_ws.core.acceptance",
     "DeflateExtension": "twisted_ws.core.deflate",
     "HandshakeError": "twisted_ws.core.errors",
     "HandshakeRequest": "twisted_ws.core.handshake.request",
-    "MessageWriter": "twisted_ws.protocol",
+    "MessageWriter": "twisted_ws.writer",
     "PerMessageDeflate": "twisted_ws.core.deflate",
     "PortSharingFactory": "twisted_ws.server.portsharing",
     "ProtocolError": "twisted_ws.core.errors",

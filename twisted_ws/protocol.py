@@ -26,28 +26,18 @@ from zope.interface import implementer
 from .clock import defaultClock
 from .core.closecodes import CloseCode, CloseInfo
 from .core.connection import WebSocketConnection
-from .core.errors import WebSocketError
 from .core.options import WebSocketOptions
+from .errors import ConnectionClosed
 from .transport import setNoDelay, transportBacklog
+from .writer import MessageWriter
 
 if TYPE_CHECKING:
     from .core.extensions import Extension
     from .core.handshake import HandshakeRequest
 
-__all__ = ["WebSocketProtocol", "ConnectionClosed", "MessageWriter"]
+__all__ = ["WebSocketProtocol"]
 
 _log = Logger()
-
-
-class ConnectionClosed(WebSocketError):
-    """
-    The connection is closed (or closing) so the operation cannot complete;
-    C{info} tells how it ended when that is known.
-    """
-
-    def __init__(self, info: CloseInfo | None = None) -> None:
-        super().__init__(info)
-        self.info = info
 
 
 @implementer(IPushProducer)
@@ -588,45 +578,3 @@ class WebSocketProtocol(Protocol):
             producer.resumeProducing()
             if self._producer is producer and not conn.paused:
                 self._schedulePull()
-
-
-class MessageWriter:
-    """
-    Sends one message in fragments: C{write(data)} sends a fragment,
-    C{finish(data=b"")} sends the last one.  Text pieces are C{str} (each
-    must be whole characters), binary pieces C{bytes}.  No other message can
-    be sent until C{finish}.
-    """
-
-    def __init__(self, protocol: WebSocketProtocol, isText: bool) -> None:
-        self._protocol = protocol
-        self.isText = isText
-        self.finished = False
-
-    def _send(self, data: str | bytes, fin: bool) -> None:
-        if self.finished:
-            raise RuntimeError("this message is finished")
-        if isinstance(data, str):
-            if not self.isText:
-                raise TypeError("binary messages take bytes")
-            payload = data.encode("utf-8")
-        else:
-            if self.isText:
-                raise TypeError("text messages take str")
-            payload = bytes(data)
-        if fin:
-            self.finished = True
-            self._protocol._writer = None
-        conn = self._protocol._conn
-        assert conn is not None
-        conn.sendFragment(payload, self.isText, fin)
-
-    def write(self, data: str | bytes) -> None:
-        """Send the next fragment."""
-        self._send(data, False)
-
-    def finish(self, data: str | bytes = b"") -> None:
-        """Send the final fragment (possibly empty) and end the message."""
-        if data == b"" and self.isText:
-            data = ""
-        self._send(data, True)
