@@ -16,7 +16,7 @@ a bounded time) and routes the connection:
     same sniffing happens again on the decrypted bytes.
 
 The chosen protocol is built with its factory's C{buildProtocol(addr)},
-becomes the transport's protocol (L{twisted_ws.switching.switchProtocol}),
+becomes the transport's protocol (L{twisted_ws.handoff.switchProtocol}),
 gets C{makeConnection(transport)} and then exactly the bytes read so far,
 in one C{dataReceived} call; from then on the sniffer is out of the path.
 """

@@ -10,7 +10,7 @@ C{request.webRequest}.  Once the hook accepts, the connection leaves the
 HTTP channel for good: the channel's idle timeout is cancelled, it stops
 being the transport's producer, whatever it had read past the request head
 is handed over, and the application's L{WebSocketProtocol} becomes the
-transport's protocol (see L{twisted_ws.switching}).
+transport's protocol (see L{twisted_ws.handoff}).
 
 Only HTTP/1.1 connections can be upgraded; a WebSocket request over HTTP/2
 is refused with 505 rather than misbehaving.

@@ -1,7 +1,7 @@
 """
 The client side of the opening handshake as an I/O-free object: it builds
 the request, reads the server's answer (and the start of a refusal's body)
-and says what it means; see L{twisted_ws.core.handshake.server} for the
+and says what it means; see L{twisted_ws.core.handshake.outcomes} for the
 outcomes both roles share.
 """
 
