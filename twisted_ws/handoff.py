@@ -1,21 +1,25 @@
 """
-Transport switching: make another protocol the receiver of a live transport.
+The hand-off: make another protocol the receiver of a live transport.
 
 After an HTTP upgrade (or after sniffing the first bytes of a connection)
 the protocol that read the request steps aside and a new protocol takes the
-transport over.  Twisted's transports keep their protocol in a public
-attribute -- C{protocol} for TCP and UNIX connections, C{wrappedProtocol}
-for Twisted's TLS layer and other protocol wrappers -- so the switch is a
-re-assignment of that attribute; nobody else's methods are patched.  For a
-transport of unknown shape, L{switchProtocol} says so and the caller keeps
-forwarding bytes itself.
+transport over, starting with the bytes that arrived after the request.
+Every front end -- the server upgrade protocol, the twisted.web resource,
+the client handshake, the proxy tunnel and port sharing -- does this the
+same way, through L{handOff}.
+
+Twisted's transports keep their protocol in a public attribute --
+C{protocol} for TCP and UNIX connections, C{wrappedProtocol} for Twisted's
+TLS layer and other protocol wrappers -- so the switch is a re-assignment
+of that attribute; nobody else's methods are patched.  For a transport of
+unknown shape the old protocol stays in place and forwards.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["switchProtocol"]
+__all__ = ["handOff", "switchProtocol"]
 
 _ATTRIBUTES = ("wrappedProtocol", "protocol")
 
@@ -23,10 +27,9 @@ _ATTRIBUTES = ("wrappedProtocol", "protocol")
 def switchProtocol(transport: Any, old: Any, new: Any) -> bool:
     """
     Make C{new} the protocol that C{transport} delivers data and
-    C{connectionLost} to, in place of C{old}.
+    C{connectionLost} to, in place of C{old}; the first step of L{handOff}.
 
-    Does not call C{new.makeConnection}: the caller does that once the
-    switch is made (and then feeds it any bytes C{old} had read ahead).
+    Does not call C{new.makeConnection}.
 
     @return: C{True} if the transport now calls C{new} directly; C{False}
         if the transport's shape is unknown and C{old} must forward.
@@ -39,3 +42,23 @@ def switchProtocol(transport: Any, old: Any, new: Any) -> bool:
             setattr(transport, name, new)
             return True
     return False
+
+
+def handOff(old: Any, new: Any, transport: Any, trailingData: bytes = b"") -> Any | None:
+    """
+    Give C{transport} to C{new} in place of C{old}: switch the transport's
+    protocol, call C{new.makeConnection(transport)}, then feed it
+    C{trailingData} (the bytes read past the handshake) if it is still
+    connected.
+
+    @return: C{None} when the transport now calls C{new} directly;
+        otherwise C{new}, and C{old} must keep forwarding C{dataReceived}
+        and C{connectionLost} to it.
+    """
+    switched = switchProtocol(transport, old, new)
+    new.makeConnection(transport)
+    # makeConnection may have closed the connection (an app that refuses in
+    # connectionMade): then the bytes have nobody to go to.
+    if trailingData and getattr(new, "connected", True):
+        new.dataReceived(trailingData)
+    return None if switched else new
