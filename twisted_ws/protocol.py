@@ -28,6 +28,7 @@ from .core.closecodes import CloseCode, CloseInfo
 from .core.connection import WebSocketConnection
 from .core.options import WebSocketOptions
 from .errors import ConnectionClosed
+from .observer import Traffic
 from .transport import setNoDelay, transportBacklog
 from .writer import MessageWriter
 
@@ -89,6 +90,8 @@ class WebSocketProtocol(Protocol):
     options: WebSocketOptions | None = None
     clock: IReactorTime | None = None
     closeInfo: CloseInfo | None = None
+    #: An L{IConnectionObserver}; when C{None}, the factory's C{observer}.
+    observer: Any = None
 
     _conn: WebSocketConnection | None = None
     _closeTimer: IDelayedCall | None = None
@@ -138,7 +141,14 @@ class WebSocketProtocol(Protocol):
         transport.registerProducer(self, True)
         if options.pingInterval:
             self._pingTimer = self.clock.callLater(options.pingInterval, self._sendKeepalive)
-        Protocol.makeConnection(self, transport)
+        if self.observer is None:
+            self.observer = getattr(self.factory, "observer", None)
+        # Protocol.makeConnection, with the observer told before the
+        # application, so that it has seen the open before any close.
+        self.connected = 1
+        self.transport = transport
+        self._notifyObserver("connectionOpened")
+        self.connectionMade()
 
     def dataReceived(self, data: bytes) -> None:
         conn = self._conn
@@ -188,6 +198,8 @@ class WebSocketProtocol(Protocol):
             self._producer = None
             producer.stopProducing()
         pings, self._pings = self._pings, None
+        if conn is not None:
+            self._notifyObserver("connectionClosed", info)
         try:
             self.connectionClosed(info.code, info.reason, info.wasClean)
         finally:
@@ -322,6 +334,23 @@ class WebSocketProtocol(Protocol):
         """Drop the TCP connection now, without a close handshake."""
         self._aborted = True
         self.transport.abortConnection()
+
+    @property
+    def traffic(self) -> Traffic:
+        """Wire bytes and data messages in each direction so far."""
+        conn = self._conn
+        if conn is None:
+            return Traffic(0, 0, 0, 0)
+        return Traffic(conn.bytesReceived, conn.bytesSent, conn.messagesReceived, conn.messagesSent)
+
+    def _notifyObserver(self, event: str, *args: Any) -> None:
+        observer = self.observer
+        if observer is None:
+            return
+        try:
+            getattr(observer, event)(self, *args)
+        except Exception:
+            _log.failure("WebSocket connection observer {observer!r} failed", observer=observer)
 
     @property
     def bufferedAmount(self) -> int:

@@ -54,6 +54,7 @@ class WebSocketClientFactory(ClientFactory):
     """
 
     protocol: Any = WebSocketProtocol
+    observer: Any = None  # an IConnectionObserver told of each open and close
     handshakeProtocol: type[ClientHandshakeProtocol] = ClientHandshakeProtocol
 
     def __init__(

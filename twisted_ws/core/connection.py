@@ -112,6 +112,10 @@ class WebSocketConnection:
         "_parserErrorSeen",
         "_batch",
         "_batchSize",
+        "bytesReceived",
+        "bytesSent",
+        "messagesReceived",
+        "messagesSent",
     )
 
     def __init__(
@@ -165,6 +169,11 @@ class WebSocketConnection:
         self._parserErrorSeen = False
         self._batch: list[bytes] | None = None
         self._batchSize = 0
+        # Traffic counters: plain additions, read when someone asks.
+        self.bytesReceived = 0
+        self.bytesSent = 0
+        self.messagesReceived = 0
+        self.messagesSent = 0
 
     # -- receiving --------------------------------------------------------
 
@@ -176,6 +185,7 @@ class WebSocketConnection:
         handed to C{write} in one piece at the end, or every 64 KiB: one
         transport write per read rather than one per frame.
         """
+        self.bytesReceived += len(data)
         if self._batch is not None:
             self._receive(data)  # re-entered from a handler callback
             return
@@ -190,6 +200,7 @@ class WebSocketConnection:
         batch = self._batch
         if batch is not None:
             self._batch = None
+            self.bytesSent += self._batchSize
             self._batchSize = 0
             if batch:
                 self._write(batch[0] if len(batch) == 1 else b"".join(batch))
@@ -197,6 +208,7 @@ class WebSocketConnection:
     def _emit(self, data: bytes) -> None:
         batch = self._batch
         if batch is None:
+            self.bytesSent += len(data)
             self._write(data)
             return
         batch.append(data)
@@ -224,9 +236,11 @@ class WebSocketConnection:
                     except UnicodeDecodeError:
                         self.fail(CloseCode.INVALID_PAYLOAD, "text message is not valid UTF-8")
                         continue
+                    self.messagesReceived += 1
                     handler.textMessageReceived(text)
                     continue
                 if opcode == OP_BINARY:
+                    self.messagesReceived += 1
                     handler.binaryMessageReceived(payload)
                     continue
             if opcode & 0x8:
@@ -293,6 +307,7 @@ class WebSocketConnection:
                 self.handler.messageDataReceived(piece)
             if done:
                 self._msgDecoder = self._msgUtf8 = None
+                self.messagesReceived += 1
                 self.handler.messageEnded()
             return
         if piece:
@@ -301,6 +316,7 @@ class WebSocketConnection:
             chunks = self._msgChunks
             self._msgChunks = None
             self._msgDecoder = self._msgUtf8 = None
+            self.messagesReceived += 1
             if self._msgText:
                 self.handler.textMessageReceived("".join(chunks))
             else:
@@ -387,6 +403,7 @@ class WebSocketConnection:
             else:
                 payload, extRsv = ext.encodeMessage(payload, opcode == OP_TEXT, compress=compress)
             rsv |= extRsv
+        self.messagesSent += 1
         size = self.fragmentSize
         if not self._queue and not self.paused and (size is None or len(payload) <= size):
             self._writeFrame(opcode, payload, True, rsv)
@@ -405,6 +422,8 @@ class WebSocketConnection:
             return False
         opcode = OP_CONTINUATION if self._sendingStream else (OP_TEXT if isText else OP_BINARY)
         self._sendingStream = not fin
+        if fin:
+            self.messagesSent += 1
         self._enqueue([opcode, 0, data, 0, fin])
         return True
 

@@ -54,6 +54,7 @@ class WebSocketServerFactory(Factory):
     """
 
     protocol: Any = WebSocketProtocol
+    observer: Any = None  # an IConnectionObserver told of each open and close
     handshakeProtocol: type[ServerHandshakeProtocol] = ServerHandshakeProtocol
 
     def __init__(
