@@ -22,7 +22,7 @@ from .service import (
     makeTwistdService,
 )
 from .status import ConnectionStats, StatusResource
-from .tracking import ConnectionTracker, ServiceFactory, trackedProtocol
+from .tracking import ConnectionTracker, ServiceFactory
 
 __all__ = [
     "Options",
@@ -38,5 +38,4 @@ __all__ = [
     "StatusResource",
     "ConnectionTracker",
     "ServiceFactory",
-    "trackedProtocol",
 ]

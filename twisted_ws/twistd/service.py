@@ -226,7 +226,8 @@ def makeService(options: Options, clock: IReactorTime | None = None) -> WebSocke
     clock = clock or reactor  # type: ignore[assignment]
     top = WebSocketService(stopTimeout=options["stop-timeout"], clock=clock)
     mode = options["mode"]
-    extra: dict[str, Any] = {"mode": mode}
+    # The worker and process id first: a callable's fields are merged in.
+    extra: dict[str, Any] = {"identity": top.identity, "mode": mode}
 
     if mode == "echo":
         protocol: type[WebSocketProtocol] = EchoProtocol

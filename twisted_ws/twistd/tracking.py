@@ -1,32 +1,36 @@
 """
 Counting and tracking the connections of the C{twistd websocket} service:
 
-  - L{trackedProtocol}: puts the service's bookkeeping (structured logs,
-    counters) in front of any L{WebSocketProtocol} subclass, so the
-    application classes stay free of it;
   - L{ServiceFactory}: a L{WebSocketServerFactory} that logs and counts
-    rejected handshakes and refuses new connections beyond a limit or
-    while stopping;
-  - L{ConnectionTracker}: the open connections, their counters, and the
-    graceful stop (the base of L{twisted_ws.twistd.service.WebSocketService}).
+    rejected handshakes, refuses new connections beyond a limit or while
+    stopping, and makes the service the C{observer} of every connection;
+  - L{ConnectionTracker}: the L{IConnectionObserver} that keeps the open
+    connections, their counters and the logs, and stops them gracefully
+    (the base of L{twisted_ws.twistd.service.WebSocketService}).
+
+The application's protocol class is used as it is: the service learns of
+opens and closes through the protocol's observer hook and reads the
+message and byte counts from C{protocol.traffic}, so nothing is wrapped
+and nothing runs per message.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
 from typing import Any
 
 from twisted.application import service
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
-from zope.interface import directlyProvides, providedBy
+from zope.interface import implementer
 
 from ..clock import defaultClock
 from ..core.acceptance import Reject
-from ..core.closecodes import CloseCode
+from ..core.closecodes import CloseCode, CloseInfo
 from ..core.errors import HandshakeError
 from ..core.handshake import HandshakeRequest
+from ..observer import IConnectionObserver
 from ..protocol import WebSocketProtocol
 from ..server.factory import WebSocketServerFactory
 from .status import ConnectionStats
@@ -34,7 +38,6 @@ from .status import ConnectionStats
 __all__ = [
     "ConnectionTracker",
     "ServiceFactory",
-    "trackedProtocol",
     "formatAddress",
     "connectionsText",
 ]
@@ -60,109 +63,13 @@ def formatAddress(address: Any) -> str:
     return str(address)
 
 
-class _CountingTransport:
-    """
-    The transport as the service's connections see it: counts the bytes
-    written and forwards everything else to the real transport (whose
-    interfaces it declares, so C{ISSLTransport.providedBy} still answers).
-    """
-
-    def __init__(self, transport: Any, stats: ConnectionStats) -> None:
-        self._transport = transport
-        self._stats = stats
-        directlyProvides(self, *providedBy(transport))
-
-    def write(self, data: bytes) -> None:
-        self._stats.bytesOut += len(data)
-        self._transport.write(data)
-
-    def writeSequence(self, data: Sequence[bytes]) -> None:
-        data = list(data)
-        self._stats.bytesOut += sum(map(len, data))
-        self._transport.writeSequence(data)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
-
-
-class _TrackedConnection:
-    """
-    Mixed in front of the application's protocol class (see
-    L{trackedProtocol}): registers the connection with the service, logs its
-    opening and closing, and counts messages and bytes.  Every method calls
-    the application's, which never needs to know.
-    """
-
-    _wsService: ConnectionTracker | None = None
-
-    def makeConnection(self, transport: Any) -> None:
-        svc = getattr(self.factory, "service", None)  # type: ignore[attr-defined]
-        if svc is not None:
-            self._wsService = svc
-            transport = _CountingTransport(transport, svc.stats)
-            svc.connectionOpened(self)  # type: ignore[arg-type]
-        super().makeConnection(transport)  # type: ignore[misc]
-
-    def connectionLost(self, reason: Any = None) -> None:
-        try:
-            super().connectionLost(reason)  # type: ignore[misc]
-        finally:
-            svc = self._wsService
-            if svc is not None:
-                svc.connectionEnded(self)  # type: ignore[arg-type]
-
-    def dataReceived(self, data: bytes) -> None:
-        svc = self._wsService
-        if svc is not None:
-            svc.stats.bytesIn += len(data)
-        super().dataReceived(data)  # type: ignore[misc]
-
-    def textMessageReceived(self, text: str) -> None:
-        if self._wsService is not None:
-            self._wsService.stats.messagesIn += 1
-        super().textMessageReceived(text)  # type: ignore[misc]
-
-    def binaryMessageReceived(self, data: bytes) -> None:
-        if self._wsService is not None:
-            self._wsService.stats.messagesIn += 1
-        super().binaryMessageReceived(data)  # type: ignore[misc]
-
-    def messageEnded(self) -> None:
-        if self._wsService is not None:
-            self._wsService.stats.messagesIn += 1
-        super().messageEnded()  # type: ignore[misc]
-
-    def sendMessage(self, *args: Any, **kwargs: Any) -> None:
-        if self._wsService is not None:
-            self._wsService.stats.messagesOut += 1
-        super().sendMessage(*args, **kwargs)  # type: ignore[misc]
-
-    def beginMessage(self, *args: Any, **kwargs: Any) -> Any:
-        if self._wsService is not None:
-            self._wsService.stats.messagesOut += 1
-        return super().beginMessage(*args, **kwargs)  # type: ignore[misc]
-
-
-_trackedClasses: dict[type, type] = {}
-
-
-def trackedProtocol(cls: type[WebSocketProtocol]) -> type[WebSocketProtocol]:
-    """
-    A subclass of C{cls} that reports to the L{ConnectionTracker} found as
-    its factory's C{service} attribute (logs, counters, graceful stop).
-    """
-    tracked = _trackedClasses.get(cls)
-    if tracked is None:
-        tracked = type(cls.__name__, (_TrackedConnection, cls), {"__module__": cls.__module__})
-        _trackedClasses[cls] = tracked
-    return tracked  # type: ignore[return-value]
-
-
 class ServiceFactory(WebSocketServerFactory):
     """
     A L{WebSocketServerFactory} working for a L{ConnectionTracker}: it
     refuses new connections (503) while the service stops or beyond
-    C{maxConnections}, and reports every refusal to the service.
+    C{maxConnections}, reports every refusal to the service, and makes the
+    service the C{observer} of the connections it builds (instances of
+    C{protocol} itself, not of a subclass).
     """
 
     def __init__(
@@ -173,8 +80,9 @@ class ServiceFactory(WebSocketServerFactory):
         maxConnections: int | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(trackedProtocol(protocol), **kwargs)
+        super().__init__(protocol, **kwargs)
         self.service = service
+        self.observer = service
         self.maxConnections = maxConnections
 
     def acceptRequest(self, request: HandshakeRequest) -> Any:
@@ -190,33 +98,48 @@ class ServiceFactory(WebSocketServerFactory):
         self.service.rejected(peer, request, error)
 
 
+@implementer(IConnectionObserver)
 class ConnectionTracker(service.MultiService):
     """
-    The WebSocket connections a service's listeners opened: it counts them
-    (L{ConnectionStats}), logs their opening and closing, and on
-    C{stopService} closes every one with 1001 (going away), waiting a
-    bounded grace period before aborting the stragglers.
+    The WebSocket connections a service's listeners opened: as their
+    L{IConnectionObserver} it counts them (L{ConnectionStats}), logs their
+    opening and closing, and on C{stopService} closes every one with 1001
+    (going away), waiting a bounded grace period before aborting the
+    stragglers.
 
     @ivar connections: the open connections (L{WebSocketProtocol}s).
-    @ivar stats: the service's L{ConnectionStats}.
+    @ivar stats: the service's L{ConnectionStats}; messages and bytes come
+        from each connection's C{traffic}, added up at close and, for the
+        open ones, whenever someone reads them.
     @ivar stopTimeout: seconds the connections get to finish their close
         handshake when the service stops, before they are aborted.
     @ivar stopping: C{True} once C{stopService} began: new upgrades get 503.
+    @ivar workerId: which worker process this is, when there are several
+        (C{--workers}); C{None} for the only one.  The status page shows it.
     """
 
     closeCode = CloseCode.GOING_AWAY
     closeReason = "server shutting down"
+    workerId: int | str | None = None
 
     def __init__(self, stopTimeout: float = 5.0, clock: IReactorTime | None = None) -> None:
         super().__init__()
         self.clock = clock or defaultClock()
         self.stopTimeout = stopTimeout
         self.connections: dict[WebSocketProtocol, None] = {}
-        self.stats = ConnectionStats(self.clock)
+        self.stats = ConnectionStats(self.clock, lambda: [p.traffic for p in self.connections])
         self.stopping = False
         self._emptyWaiters: list[Deferred[None]] = []
 
-    # -- connection bookkeeping --------------------------------------------
+    def identity(self) -> dict[str, Any]:
+        """
+        Which process answers: the worker (0 when there is only one) and
+        the process id, so that the status pages of several workers behind
+        one port can be told apart.
+        """
+        return {"worker": 0 if self.workerId is None else self.workerId, "pid": os.getpid()}
+
+    # -- IConnectionObserver --------------------------------------------------
 
     def connectionOpened(self, protocol: WebSocketProtocol) -> None:
         self.connections[protocol] = None
@@ -235,29 +158,31 @@ class ConnectionTracker(service.MultiService):
             # Accepted just before the stop began: it goes too.
             self.clock.callLater(0, protocol.close, self.closeCode, self.closeReason)
 
-    def connectionEnded(self, protocol: WebSocketProtocol) -> None:
+    def connectionClosed(self, protocol: WebSocketProtocol, info: CloseInfo) -> None:
         self.connections.pop(protocol, None)
         self.stats.connectionsOpen = len(self.connections)
+        self.stats.closed(info.code, protocol.traffic)
         request = protocol.request
-        info = protocol.closeInfo
         _log.info(
             "WebSocket closed: {peer} {path} code={code} reason={reason!r} "
             "clean={wasClean} by={closedBy} sent={sentCode}",
             peer=formatAddress(request.peer) if request else None,
             path=request.path if request else None,
-            code=int(info.code) if info else None,
-            reason=info.reason if info else "",
-            wasClean=info.wasClean if info else False,
-            closedBy=("peer" if info.initiatedByPeer else "server") if info else None,
-            sentCode=info.sentCode if info else None,
+            code=int(info.code),
+            reason=info.reason,
+            wasClean=info.wasClean,
+            closedBy="peer" if info.initiatedByPeer else "server",
+            sentCode=info.sentCode,
         )
         if not self.connections:
             waiters, self._emptyWaiters = self._emptyWaiters, []
             for d in waiters:
                 d.callback(None)
 
+    # -- refusals -------------------------------------------------------------
+
     def rejected(self, peer: Any, request: HandshakeRequest | None, error: HandshakeError) -> None:
-        self.stats.rejected += 1
+        self.stats.refused(error.status)
         _log.info(
             "WebSocket rejected: {peer} {path} {status} {reason}",
             peer=formatAddress(peer) if peer is not None else "-",
