@@ -272,6 +272,21 @@ class WebSocketProtocol(Protocol):
         else:
             conn.sendMessage(message, not isBinary, compress)
 
+    def sendFramedMessage(self, frame: bytes) -> None:
+        """
+        Send a message already serialised as one final, unmasked frame (see
+        L{twisted_ws.core.frames.serializeFrame}): a broadcast hub frames a
+        message once for all its members.  Only on a server connection with
+        no extension negotiated; flow control and ordering are as for
+        L{sendMessage}.
+        """
+        conn = self._conn
+        if conn is None:
+            raise RuntimeError("the WebSocket is not open yet")
+        if self._writer is not None:
+            raise RuntimeError("a streamed message is being sent; finish it first")
+        conn.sendFramedMessage(frame)
+
     def beginMessage(self, isText: bool = False) -> MessageWriter:
         """
         Start sending a message piece by piece; see L{MessageWriter}.

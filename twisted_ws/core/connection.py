@@ -47,6 +47,9 @@ from .frames import (
 from .masking import mask
 from .utf8 import Utf8Decoder
 
+#: The queue's mark for a message framed by the caller (see sendFramedMessage).
+_FRAMED = -1
+
 __all__ = ["ConnectionHandler", "WebSocketConnection"]
 
 
@@ -411,6 +414,29 @@ class WebSocketConnection:
             self._enqueue([opcode, rsv, payload, 0, True])
         return True
 
+    def sendFramedMessage(self, frame: bytes) -> bool:
+        """
+        Send a data message the caller has already serialised as one final,
+        unmasked frame with no RSV bits, so that a broadcast frames a
+        message once for all its recipients.  It keeps its place among the
+        other messages and waits, as they do, while writing is paused.
+
+        Only for a server connection without extensions (no payload
+        transform is applied here); returns C{False} once closing.
+        """
+        if self.isClient or self._extensions:
+            raise ValueError("framed messages are for server connections without extensions")
+        if self.closing:
+            return False
+        if self._sendingStream:
+            raise RuntimeError("a streamed message is being sent; finish it first")
+        self.messagesSent += 1
+        if not self._queue and not self.paused:
+            self._emit(frame)
+        else:
+            self._enqueue([_FRAMED, 0, frame, 0, True])
+        return True
+
     def sendFragment(self, data: bytes, isText: bool, fin: bool) -> bool:
         """
         Send the next fragment of a streamed message.
@@ -448,6 +474,11 @@ class WebSocketConnection:
             if opcode == OP_CLOSE:
                 queue.popleft()
                 self._sendClose(*payload)
+                continue
+            if opcode == _FRAMED:
+                queue.popleft()
+                self._queuedBytes -= len(payload)
+                self._emit(payload)
                 continue
             remaining = len(payload) - offset
             if size is None or remaining <= size:
