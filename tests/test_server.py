@@ -206,6 +206,37 @@ def test_acceptHookDeferredAccept():
     assert ("message", "early") in transport.protocol.events
 
 
+
+def test_pauseAskedAtOpenSurvivesADeferredAccept():
+    # The transport, paused while the hook decided, is resumed before the
+    # WebSocket starts, so the WebSocket's own pause is not undone.
+    class Holder(Recorder):
+        def connectionMade(self):
+            super().connectionMade()
+            self.pauseReading()
+
+    d = Deferred()
+    factory = WebSocketServerFactory(Holder, clock=Clock(), accept=lambda r: d, pingInterval=None)
+    handshake, transport = connect(factory)
+    handshake.dataReceived(upgradeRequest())
+    assert transport.producerState == "paused"
+    d.callback(None)
+    assert transport.value().startswith(b"HTTP/1.1 101")
+    assert transport.producerState == "paused"
+
+
+def test_protocolThatCannotBeBuiltGets500():
+    def broken():
+        raise RuntimeError("no protocol today")
+
+    factory = WebSocketServerFactory(broken, clock=Clock())
+    handshake, transport = connect(factory)
+    handshake.dataReceived(upgradeRequest())
+    out = transport.value()
+    assert out.startswith(b"HTTP/1.1 500 ")
+    assert b"no protocol today" not in out
+    assert not transport.connected
+
 @pytest.mark.parametrize("how", ["raise", "return", "deferred"])
 def test_acceptHookRejects(how):
     def accept(request):

@@ -18,9 +18,10 @@ from twisted.python.failure import Failure
 
 from ..core.acceptance import Accept, Reject
 from ..core.errors import HandshakeError
-from ..core.handshake import HandshakeRequest
+from ..core.handshake import Accepted, HandshakeRequest, Rejected, ServerHandshake
 
 if TYPE_CHECKING:
+    from ..protocol import WebSocketProtocol
     from .factory import WebSocketServerFactory
 
 __all__ = ["AcceptHook", "resolveDecision", "runAcceptHook", "PendingHandshake"]
@@ -113,20 +114,61 @@ def runAcceptHook(
 
 class PendingHandshake:
     """
-    The open timeout and the accept hook's pending answer of one opening
-    handshake, shared by the upgrade protocol and the twisted.web resource.
+    One opening handshake between a valid request and its answer, shared
+    by the upgrade protocol and the twisted.web resource: the open timeout,
+    the accept hook's pending answer, and turning the answer into the
+    core's L{Accepted} or L{Rejected} outcome.
 
-    Subclasses provide C{factory} and C{_reject(error)}; C{_done} turns
-    true once the handshake is answered either way.
+    Subclasses provide C{factory}, C{handshake} (a L{ServerHandshake}) and
+    the I/O: C{_peer()}, C{_sendRefusal(rejected)} and
+    C{_switch(protocol, accepted)}, and may add C{_extraHeaders()}.
+    C{_done} turns true once the handshake is answered either way.
     """
 
     factory: WebSocketServerFactory
+    handshake: ServerHandshake
     _done = False
     _timer: IDelayedCall | None = None
     _decision: Deferred[Any] | None = None
 
-    def _reject(self, error: HandshakeError) -> None:
+    def _peer(self) -> Any:
         raise NotImplementedError
+
+    def _sendRefusal(self, rejected: Rejected) -> None:
+        raise NotImplementedError
+
+    def _switch(self, protocol: WebSocketProtocol, accepted: Accepted) -> None:
+        raise NotImplementedError
+
+    def _extraHeaders(self) -> list[tuple[str, str]]:
+        return []
+
+    def _askApplication(self, request: HandshakeRequest) -> None:
+        """Run the accept hook; its answer comes to L{_accepted} or L{_reject}."""
+        self._decision = runAcceptHook(self.factory, request, self._accepted, self._reject)
+
+    def _accepted(self, decision: Accept) -> None:
+        self._decision = None
+        if self._done:
+            return
+        protocol, accepted = self.factory.completeHandshake(
+            self.handshake, decision, self._extraHeaders()
+        )
+        self._finish()
+        self._switch(protocol, accepted)
+
+    def _reject(self, error: HandshakeError) -> None:
+        self._decision = None
+        if self._done:
+            return
+        self._refuse(self.handshake.reject(error))
+
+    def _refuse(self, rejected: Rejected) -> None:
+        """Send the core's refusal and tell the factory about it."""
+        self._finish()
+        assert rejected.error is not None
+        self.factory.noteRejection(rejected.error, rejected.request, self._peer())
+        self._sendRefusal(rejected)
 
     def _startTimer(self) -> None:
         timeout = self.factory.options.openTimeout

@@ -23,10 +23,10 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
 from ..clock import defaultClock
-from ..core.acceptance import DEFAULT_SUBPROTOCOL, Accept, Reject
+from ..core.acceptance import Accept, Reject
 from ..core.errors import HandshakeError
-from ..core.extensions import ServerExtensionFactory, negotiateServerExtensions
-from ..core.handshake import HandshakeRequest, buildAcceptResponse, selectSubprotocol
+from ..core.extensions import ServerExtensionFactory
+from ..core.handshake import Accepted, HandshakeRequest, ServerHandshake
 from ..core.options import WebSocketOptions
 from ..protocol import WebSocketProtocol
 from .accepthook import AcceptHook
@@ -132,44 +132,41 @@ class WebSocketServerFactory(Factory):
         p.factory = self
         return p
 
+    def newHandshake(self) -> ServerHandshake:
+        """
+        The I/O-free handshake for one connection, with this factory's
+        limits, subprotocols and extensions (all negotiation happens in it).
+        """
+        return ServerHandshake(self.options, self.subprotocols, self.extensions)
+
     def completeHandshake(
         self,
-        request: HandshakeRequest,
-        accept: Accept,
+        handshake: ServerHandshake,
+        decision: Accept,
         extraHeaders: Sequence[tuple[str, str]] = (),
-    ) -> tuple[WebSocketProtocol, bytes]:
+    ) -> tuple[WebSocketProtocol, Accepted]:
         """
-        Finish an accepted handshake: pick the subprotocol, negotiate the
-        extensions, build the C{101} answer and the application's protocol
-        (with its C{request}, C{subprotocol}, C{extensions}, C{options} and
-        C{clock} set, not yet connected).
+        Accept C{handshake} with the accept hook's C{decision} and build the
+        application's protocol from the outcome (with its C{request},
+        C{subprotocol}, C{extensions}, C{options} and C{clock} set, not yet
+        connected).
 
-        Every server front end (the upgrade protocol, the twisted.web
-        resource) goes through here, so they negotiate identically.
+        The protocol is built before the handshake is accepted, so a
+        protocol that cannot be built still gets the client a refusal.
 
-        @param extraHeaders: response headers added after the L{Accept}'s.
-        @return: the protocol and the response bytes to write before
-            switching the transport to it.
+        @param extraHeaders: response headers sent after the L{Accept}'s.
+        @return: the protocol and the L{Accepted} outcome, whose C{data} is
+            written before the transport is handed to the protocol.
         @raise ValueError: the L{Accept} names a subprotocol the client did
             not offer, or a header the handshake sets itself.
         """
-        subprotocol = accept.subprotocol
-        if subprotocol is DEFAULT_SUBPROTOCOL:
-            subprotocol = selectSubprotocol(request.protocols, self.subprotocols)
-        extensionsHeader, extensions = negotiateServerExtensions(
-            request.extensions, self.extensions
-        )
-        response = buildAcceptResponse(
-            request,
-            subprotocol=subprotocol,  # type: ignore[arg-type]
-            extensionsHeader=extensionsHeader,
-            extraHeaders=[*accept.headers, *extraHeaders],
-        )
+        request = handshake.request
+        assert request is not None
         protocol = self.buildWebSocketProtocol(request)
-        request.headers.compact()
-        protocol.request = request
-        protocol.subprotocol = subprotocol  # type: ignore[assignment]
-        protocol.extensions = extensions
+        accepted = handshake.accept(decision, extraHeaders)
+        protocol.request = accepted.request
+        protocol.subprotocol = accepted.subprotocol  # type: ignore[assignment]
+        protocol.extensions = accepted.extensions
         protocol.options = self.options
         protocol.clock = self.clock
-        return protocol, response
+        return protocol, accepted

@@ -15,10 +15,11 @@ a bounded time) and routes the connection:
   - optionally, a TLS ClientHello starts TLS on the connection and the
     same sniffing happens again on the decrypted bytes.
 
-The chosen protocol is built with its factory's C{buildProtocol(addr)},
-becomes the transport's protocol (L{twisted_ws.handoff.switchProtocol}),
-gets C{makeConnection(transport)} and then exactly the bytes read so far,
-in one C{dataReceived} call; from then on the sniffer is out of the path.
+The chosen protocol is built with its factory's C{buildProtocol(addr)} and
+handed the transport (L{twisted_ws.handoff.handOff}): it becomes the
+transport's protocol, gets C{makeConnection(transport)} and then exactly the
+bytes read so far, in one C{dataReceived} call; from then on the sniffer is
+out of the path.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from zope.interface import implementer
 
 from ..clock import defaultClock
 from ..core.sniffing import HTTP_METHODS, Sniffed, classify, headEnd, wantsWebSocket
-from ..handoff import switchProtocol
+from ..handoff import handOff
 
 __all__ = ["PortSharingFactory", "PortSharingProtocol"]
 
@@ -285,8 +286,7 @@ class PortSharingProtocol(Protocol):
         if protocol is None:
             transport.loseConnection()
             return
-        if not switchProtocol(transport, self, protocol):
-            self._delegate = protocol
-        protocol.makeConnection(transport)
-        if data:
-            protocol.dataReceived(data)
+        # Forward to it while it starts, in case the transport is of a shape
+        # that keeps calling us (handOff then says so).
+        self._delegate = protocol
+        self._delegate = handOff(self, protocol, transport, data)

@@ -31,14 +31,20 @@ from twisted.web.resource import IResource, Resource, getChildForRequest
 from twisted.web.server import NOT_DONE_YET
 from twisted.web.server import version as webServerVersion
 
-from ..core.acceptance import Accept
 from ..core.errors import HandshakeError
-from ..core.handshake import HandshakeRequest, isUpgradeAttempt, validateRequest
+from ..core.handshake import (
+    Accepted,
+    HandshakeRequest,
+    Rejected,
+    ServerHandshake,
+    isUpgradeAttempt,
+    validateRequest,
+)
 from ..core.http import Headers, RequestHead
-from ..handoff import switchProtocol
+from ..handoff import handOff
 from ..protocol import WebSocketProtocol
 from ..transport import peerCertificate
-from .accepthook import PendingHandshake, runAcceptHook
+from .accepthook import PendingHandshake
 from .factory import WebSocketServerFactory
 
 __all__ = ["WebSocketResource"]
@@ -106,43 +112,37 @@ def _upgradeRequiredText(request: Any, headers: Headers) -> str:
     )
 
 
-def _writeError(request: Any, error: HandshakeError, close: bool) -> bytes:
+def _writeRefusal(request: Any, rejected: Rejected, close: bool) -> bytes:
     """
-    Prepare a plain-text error response on C{request}; return its body.
+    Put the core's refusal on the twisted.web C{request} (which writes the
+    response); return the body to write.
 
     C{close} ends the connection after the answer: a refused upgrade may
     be followed by WebSocket frames that must not be read as HTTP.
     """
     try:
-        phrase = HTTPStatus(error.status).phrase.encode("ascii")
+        phrase = HTTPStatus(rejected.status).phrase.encode("ascii")
     except ValueError:
         phrase = None
-    request.setResponseCode(error.status, phrase)
+    request.setResponseCode(rejected.status, phrase)
     hasContentType = False
-    for name, value in error.headers:
+    for name, value in rejected.headers:
         lower = name.lower()
         if lower == "content-type":
             hasContentType = True
         if close and lower == "connection":
             continue
         request.responseHeaders.addRawHeader(name, value)
-    body = getattr(error, "body", None)
-    if body is None:
-        payload = (error.reason + "\n").encode("utf-8")
-    elif isinstance(body, str):
-        payload = body.encode("utf-8")
-    else:
-        payload = bytes(body)
     if not hasContentType:
         request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
-    request.setHeader(b"Content-Length", b"%d" % (len(payload),))
+    request.setHeader(b"Content-Length", b"%d" % (len(rejected.body),))
     request.setHeader(b"X-Content-Type-Options", b"nosniff")
     if close:
         request.setHeader(b"Connection", b"close")
         channel = getattr(request, "channel", None)
         if isinstance(channel, HTTPChannel):
             channel.persistent = False
-    return payload
+    return rejected.body
 
 
 class WebSocketResource(Resource):
@@ -189,28 +189,37 @@ class WebSocketResource(Resource):
         if not isinstance(channel, HTTPChannel):
             # HTTP/2 (an H2Stream): the upgrade mechanism does not exist
             # there, and RFC 8441's extended CONNECT is not offered.
-            return _writeError(
+            return self._refuse(
                 request,
                 HandshakeError(505, "WebSocket connections need HTTP/1.1, not HTTP/2"),
                 close=False,
             )
         try:
-            handshake = self._validate(request, headers)
+            handshakeRequest = self._validate(request, headers)
         except HandshakeError as e:
             if e.status == 426 and not attempt:
                 e.reason = _upgradeRequiredText(request, headers)
             if attempt:
                 self.factory.noteRejection(e, None, request.getClientAddress())
-            return _writeError(request, e, close=attempt)
+            return self._refuse(request, e, close=attempt)
         transport = channel.transport
         holder = _channelHolder(transport, channel)
         if holder is None:
             _log.error(
                 "cannot take over a {transport!r} for a WebSocket", transport=transport
             )
-            return _writeError(request, HandshakeError(500, "Internal Server Error"), close=True)
-        _Upgrade(self.factory, request, channel, holder, handshake).start()
+            return self._refuse(request, HandshakeError(500, "Internal Server Error"), close=True)
+        factory = self.factory
+        handshake = ServerHandshake.fromRequest(
+            handshakeRequest, factory.subprotocols, factory.extensions
+        )
+        _Upgrade(factory, request, channel, holder, handshake).start()
         return NOT_DONE_YET
+
+    def _refuse(self, request: Any, error: HandshakeError, close: bool) -> bytes:
+        """Answer with the core's refusal for a request it never got to decide on."""
+        rejected = self.factory.newHandshake().reject(error)
+        return _writeRefusal(request, rejected, close)
 
     def _validate(self, request: Any, headers: Headers) -> HandshakeRequest:
         match = _VERSION_RE.fullmatch(request.clientproto)
@@ -243,7 +252,7 @@ class _Upgrade(PendingHandshake):
         request: Any,
         channel: HTTPChannel,
         holder: Any,
-        handshake: HandshakeRequest,
+        handshake: ServerHandshake,
     ) -> None:
         self.factory = factory
         self.request = request
@@ -254,38 +263,26 @@ class _Upgrade(PendingHandshake):
     def start(self) -> None:
         self._startTimer()
         self.request.notifyFinish().addErrback(self._connectionLost)
-        self._decision = runAcceptHook(self.factory, self.handshake, self._accepted, self._reject)
-
-    # -- the accept hook's answer -------------------------------------------
-
-    def _accepted(self, accept: Accept) -> None:
-        self._decision = None
-        if self._done:
-            return
-        protocol, response = self.factory.completeHandshake(
-            self.handshake, accept, self._headersFromRequest()
-        )
-        self._switch(protocol, response)
+        request = self.handshake.request
+        assert request is not None
+        self._askApplication(request)
 
     def _connectionLost(self, failure: Failure) -> None:
         # The client went away while the hook was deciding.
         if not self._done:
             self._abandon()
 
-    def _reject(self, error: HandshakeError) -> None:
-        self._decision = None
-        if self._done:
-            return
-        self._finish()
+    def _peer(self) -> Any:
+        return self.request.getClientAddress()
+
+    def _sendRefusal(self, rejected: Rejected) -> None:
         request = self.request
-        self.factory.noteRejection(error, self.handshake, request.getClientAddress())
-        body = _writeError(request, error, close=True)
-        request.write(body)
+        request.write(_writeRefusal(request, rejected, close=True))
         request.finish()
 
     # -- leaving twisted.web -------------------------------------------------
 
-    def _headersFromRequest(self) -> list[tuple[str, str]]:
+    def _extraHeaders(self) -> list[tuple[str, str]]:
         """
         Headers set on the twisted.web request (Server, Date, anything the
         hook added) and its new cookies, to send with the 101.
@@ -300,8 +297,7 @@ class _Upgrade(PendingHandshake):
         extra += [("Set-Cookie", cookie.decode("latin-1")) for cookie in request.cookies]
         return extra
 
-    def _switch(self, protocol: WebSocketProtocol, response: bytes) -> None:
-        self._finish()
+    def _switch(self, protocol: WebSocketProtocol, accepted: Accepted) -> None:
         request = self.request
         channel = self.channel
         transport = channel.transport
@@ -319,9 +315,7 @@ class _Upgrade(PendingHandshake):
         # registered, paused, would keep a closing connection open forever).
         channel.setTimeout(None)
         transport.unregisterProducer()
-        transport.write(response)
-        switched = switchProtocol(transport, self.holder, protocol)
-        assert switched, "the transport's protocol changed under us"
+        transport.write(accepted.data)
         # Retire the twisted.web request so the access log records the 101:
         # its head is already written, so finish() writes nothing (no chunk
         # terminator, no encoder trailer), and the channel must not close
@@ -333,8 +327,7 @@ class _Upgrade(PendingHandshake):
         channel.persistent = True
         request.finish()
         channel.setTimeout(None)  # requestDone() re-armed it
-        protocol.makeConnection(transport)
         # The channel may have paused reading while the hook decided.
         transport.resumeProducing()
-        if leftover and protocol.connected:
-            protocol.dataReceived(leftover)
+        forward = handOff(self.holder, protocol, transport, accepted.trailingData + leftover)
+        assert forward is None, "the transport's protocol changed under us"
