@@ -1,6 +1,7 @@
 """
 Helpers shared by the tests: client-side frames, parsing what a server wrote,
-a loopback server fixture and a self-signed certificate.
+the one Echo protocol, a memory peer for server connections, and
+certificates.
 """
 
 from __future__ import annotations
@@ -10,6 +11,11 @@ import ipaddress
 import os
 from pathlib import Path
 
+from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred
+from twisted.internet.testing import StringTransportWithDisconnection
+
+from twisted_ws import WebSocketProtocol
 from twisted_ws.core.frames import FrameParser, serializeFrame
 from twisted_ws.core.handshake import generateKey
 
@@ -253,8 +259,88 @@ def makeIssuedCertificate(
     return certPath, keyPath
 
 
+class Echo(WebSocketProtocol):
+    """
+    The tests' one echo protocol: sends every message back.
+
+    C{closed} fires with (code, reason, wasClean); C{wasPaused} tells
+    whether the transport ever paused it; C{ownsTransport} whether the
+    transport calls it directly (the hand-off switched the transport).  A
+    factory with an C{instances} list gets each opened connection appended.
+    """
+
+    def connectionMade(self):
+        self.closed = Deferred()
+        self.wasPaused = False
+        own = getattr(self.transport, "__dict__", {})
+        self.ownsTransport = self in (own.get("wrappedProtocol"), own.get("protocol"))
+        instances = getattr(self.factory, "instances", None)
+        if instances is not None:
+            instances.append(self)
+
+    def messageReceived(self, message):
+        self.sendMessage(message)
+
+    def pauseProducing(self):
+        self.wasPaused = True
+        super().pauseProducing()
+
+    def connectionClosed(self, code, reason, wasClean):
+        self.closed.callback((code, reason, wasClean))
+
+
+class MemoryPeer:
+    """
+    The far end of one server connection on a memory transport: C{send}
+    delivers bytes to whichever protocol the transport calls now (so it
+    follows hand-offs), C{received} takes what the server wrote.
+    """
+
+    def __init__(self, factory, peer: int = 50000, host: int = 8080):
+        self.transport = StringTransportWithDisconnection(
+            IPv4Address("TCP", "127.0.0.1", host), IPv4Address("TCP", "127.0.0.1", peer)
+        )
+        self.protocol = factory.buildProtocol(self.transport.getPeer())
+        self.transport.protocol = self.protocol
+        self.protocol.makeConnection(self.transport)
+
+    @property
+    def connected(self) -> bool:
+        return self.transport.connected
+
+    def send(self, data: bytes) -> None:
+        assert self.transport.connected, "the server closed the connection"
+        self.transport.protocol.dataReceived(data)
+
+    def received(self) -> bytes:
+        data = self.transport.value()
+        self.transport.clear()
+        return data
+
+
+def parseResponse(data: bytes, method: str = "GET") -> tuple[int, dict[str, list[str]], bytes]:
+    """
+    One HTTP/1.x response: (status, headers by lower-case name, body); the
+    body is what Content-Length says (none for HEAD).
+    """
+    head, rest = splitResponse(data)
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers: dict[str, list[str]] = {}
+    for line in lines[1:]:
+        if line:
+            name, _, value = line.partition(":")
+            headers.setdefault(name.strip().lower(), []).append(value.strip())
+    length = 0 if method == "HEAD" else int(headers.get("content-length", ["0"])[0])
+    assert len(rest) >= length, (length, rest)
+    return status, headers, rest[:length]
+
+
 __all__ = [
     "RecordingHandler",
+    "Echo",
+    "MemoryPeer",
+    "parseResponse",
     "KEY",
     "upgradeRequest",
     "clientFrame",
