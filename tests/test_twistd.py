@@ -1,12 +1,18 @@
 """
-C{twistd -n websocket ...} as a real subprocess, driven by real clients:
-echo (TCP, TLS, UNIX), broadcast rooms, a client that never reads, the TCP
-bridge, a custom protocol class, static files and the status page on the
-same port (fetched with treq), SIGTERM closing everyone with 1001, the
-help text and clear errors for bad options.
+The C{twistd websocket} service, in two tiers.
 
-Each server listens on 127.0.0.1 on a port the OS picks and logs
-"listening on ws://127.0.0.1:PORT/..."; the tests read that line.
+Interop (marked C{interop}): C{twistd -n websocket ...} as a real
+subprocess, driven by real clients: echo (TCP, TLS, UNIX), broadcast rooms,
+a client that never reads, the TCP bridge, a custom protocol class, static
+files and the status page on the same port (fetched with treq), SIGTERM
+closing everyone with 1001, the daemon, the help text and clear errors for
+bad options.  Each server listens on 127.0.0.1 on a port the OS picks and
+logs "listening on ws://127.0.0.1:PORT/..."; the tests wait for that line.
+
+Logic: the service and its factory in process, over memory transports
+(iosim, StringTransport) and a Clock: the counting through the connection
+observer, the log lines, the status page, the connection limit and the
+graceful stop with its timeout.
 """
 
 from __future__ import annotations
@@ -27,20 +33,29 @@ import urllib.error
 import urllib.request
 from contextlib import ExitStack, closing
 from pathlib import Path
+from typing import Any
 
 import pytest
+from twisted.internet.address import IPv4Address
 from twisted.internet.defer import inlineCallbacks
+from twisted.internet.protocol import Protocol
+from twisted.internet.task import Clock
 from twisted.internet.threads import deferToThread
+from twisted.test import iosim
 from twisted.trial.unittest import TestCase
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect, unix_connect
 
 import twisted_ws
+from twisted_ws import WebSocketProtocol
 from twisted_ws.core.frames import FrameParser
 from twisted_ws.twistd import EchoProtocol, Options, makeService
-from wshelpers import clientFrame, makeCertificate, upgradeRequest
+from wshelpers import clientFrame, makeCertificate, serverFrames, splitResponse, upgradeRequest
 
 DEADLINE = 20.0  # seconds for a server to start, or a process to exit
+
+#: twistd as a subprocess, real sockets: the interop tier.
+interop = pytest.mark.interop
 
 # -- running twistd -------------------------------------------------------
 
@@ -212,14 +227,15 @@ def test_defaultIsEchoOnPort8080() -> None:
     options.parseOptions([])
     assert options["listen"] == ["tcp:8080"]
     assert options["mode"] == "echo"
-    svc = makeService(options)
+    svc = makeService(options, clock=Clock())
     listeners = list(svc)
     assert len(listeners) == 1
     endpoint = listeners[0].endpoint._endpoint
     assert endpoint._port == 8080
     assert endpoint._interface == ""
     factory = listeners[0].factory
-    assert issubclass(factory.protocol, EchoProtocol)
+    assert factory.protocol is EchoProtocol  # the class itself: counting is an observer
+    assert factory.observer is svc
     assert not svc.running
 
 
@@ -244,6 +260,7 @@ EVERY_OPTION = [
 ]
 
 
+@interop
 def test_helpListsEveryOption(twistd: Twistd, tmp_path: Path) -> None:
     result = twistd.run(["websocket", "--help"], tmp_path)
     assert result.returncode == 0, result.stderr
@@ -255,6 +272,7 @@ def test_helpListsEveryOption(twistd: Twistd, tmp_path: Path) -> None:
         assert mode in result.stdout
 
 
+@interop
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -279,6 +297,7 @@ def test_badOptionsGiveAClearError(twistd: Twistd, tmp_path: Path, args, message
     assert "Traceback" not in output, output
 
 
+@interop
 def test_portInUseGivesAClearError(twistd: Twistd, tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -311,6 +330,7 @@ def _startupFailure(tmp_path: Path, kind: str) -> tuple[list[str], str]:
     raise AssertionError(kind)
 
 
+@interop
 @pytest.mark.parametrize("daemon", [True, False], ids=["daemon", "foreground"])
 @pytest.mark.parametrize(
     "kind", ["port in use", "bad endpoint", "unix socket in a missing directory", "missing certificate"]
@@ -345,6 +365,7 @@ def test_startupFailureIsOneLine(twistd: Twistd, tmp_path: Path, daemon: bool, k
     assert not (tmp_path / "tw.pid").exists()
 
 
+@interop
 def test_daemonStartsAndStops(twistd: Twistd, tmp_path: Path) -> None:
     """Listening before twistd forks leaves a working daemon that stops cleanly."""
     result = twistd.run(
@@ -353,17 +374,18 @@ def test_daemonStartsAndStops(twistd: Twistd, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     pidFile, log = tmp_path / "tw.pid", tmp_path / "tw.log"
     try:
-        deadline = time.monotonic() + DEADLINE
-        match = None
-        while match is None and time.monotonic() < deadline:
-            match = re.search(r"listening on ws://127\.0\.0\.1:(\d+)/", log.read_text() if log.exists() else "")
-            time.sleep(0.05)
+        # No waiting: the plugin listened, and twistd wrote the buffered log
+        # lines to the file (flushed) before it forked, and the parent exits
+        # only once the daemon reported that it started.
+        match = re.search(r"listening on ws://127\.0\.0\.1:(\d+)/", log.read_text())
         assert match, log.read_text()
+        deadline = time.monotonic() + DEADLINE
         with connect(f"ws://127.0.0.1:{match.group(1)}/") as ws:
             ws.send("from a daemon")
             assert ws.recv(5) == "from a daemon"
         os.kill(int(pidFile.read_text()), signal.SIGTERM)
-        while pidFile.exists() and time.monotonic() < deadline + DEADLINE:
+        # The daemon is not our child: its pid file going away is the signal.
+        while pidFile.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not pidFile.exists()
         assert "Server Shut Down" in log.read_text()
@@ -375,6 +397,7 @@ def test_daemonStartsAndStops(twistd: Twistd, tmp_path: Path) -> None:
 # -- echo on TCP, TLS and UNIX ------------------------------------------------
 
 
+@interop
 def test_echoOnTcpTlsAndUnix(startServer, tmp_path: Path) -> None:
     cert, key = makeCertificate(tmp_path)
     sock = tmp_path / "ws.sock"
@@ -415,6 +438,7 @@ def _deflateAvailable() -> bool:
     return True
 
 
+@interop
 def test_noDeflateAndOrigins(startServer) -> None:
     server = startServer(*LOCAL, "--no-deflate", "--allow-origin", "https://ok.example")
     with connect(server.url("/"), origin="https://ok.example") as ws:
@@ -429,6 +453,7 @@ def test_noDeflateAndOrigins(startServer) -> None:
 # -- broadcast ---------------------------------------------------------------------
 
 
+@interop
 def test_broadcastStaysInItsRoom(startServer) -> None:
     server = startServer(*LOCAL, "--mode", "broadcast", "--status", "/_status")
     with ExitStack() as stack:
@@ -496,6 +521,7 @@ def _readUntilClose(sock: socket.socket, deadline: float, limit: int = 64 << 20)
     raise AssertionError(f"no Close frame after {total} bytes")
 
 
+@interop
 def test_slowClientIsCutOffWithoutStallingTheRoom(startServer) -> None:
     server = startServer(
         *LOCAL,
@@ -588,6 +614,7 @@ def _recvBytes(ws, size: int) -> bytes:
     return data
 
 
+@interop
 def test_bridgeToTcpBackend(startServer, echoBackend) -> None:
     port = echoBackend.server_address[1]
     server = startServer(*LOCAL, "--mode", "bridge", "--target", f"tcp:127.0.0.1:{port}")
@@ -645,6 +672,7 @@ def _sendUntilBlocked(sock: socket.socket, chunk: bytes, limit: int) -> int:
     return total
 
 
+@interop
 def test_bridgeFlowControlBothWays(startServer) -> None:
     """
     Neither side can make the bridge buffer without bound: a backend that
@@ -694,6 +722,7 @@ def test_bridgeFlowControlBothWays(startServer) -> None:
             assert got == sentByBackend
 
 
+@interop
 def test_bridgeBackendUnreachable(startServer) -> None:
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
@@ -724,6 +753,7 @@ class Shout(WebSocketProtocol):
 '''
 
 
+@interop
 def test_customProtocolClass(startServer, tmp_path: Path) -> None:
     appDir = tmp_path / "app"
     appDir.mkdir()
@@ -758,6 +788,7 @@ def _withoutCwdOnPath(twistd: Twistd) -> Twistd:
     return Twistd([twistd.command[0], "-P", *twistd.command[1:]], twistd.env)
 
 
+@interop
 def test_customProtocolFromTheCurrentDirectory(twistd: Twistd, tmp_path: Path) -> None:
     """cd myapp; twistd -n websocket --protocol loud.Loud: found as python -m would."""
     (tmp_path / "loud.py").write_text(LOUD_MODULE)
@@ -770,6 +801,7 @@ def test_customProtocolFromTheCurrentDirectory(twistd: Twistd, tmp_path: Path) -
         server.stop()
 
 
+@interop
 def test_customProtocolNotFoundSaysWhereItLooked(twistd: Twistd, tmp_path: Path) -> None:
     result = _withoutCwdOnPath(twistd).run(
         ["-n", "--pidfile=", "websocket", "--protocol", "nosuchmodule_xyz.Loud"], tmp_path, timeout=60
@@ -787,6 +819,7 @@ def test_customProtocolNotFoundSaysWhereItLooked(twistd: Twistd, tmp_path: Path)
 # -- graceful stop ----------------------------------------------------------------
 
 
+@interop
 def test_sigtermClosesEveryoneWith1001(startServer) -> None:
     server = startServer(*LOCAL, "--mode", "broadcast", "--stop-timeout", "2")
     # A client that never answers the Close must not hold the stop up.
@@ -811,6 +844,7 @@ def test_sigtermClosesEveryoneWith1001(startServer) -> None:
     server.waitFor(r"Server Shut Down")
 
 
+@interop
 def test_staticWithTheWebSocketAtTheRoot(startServer, tmp_path: Path) -> None:
     """--path /: every path is both a file URL and a WebSocket URL."""
     site = tmp_path / "site"
@@ -832,6 +866,7 @@ def test_staticWithTheWebSocketAtTheRoot(startServer, tmp_path: Path) -> None:
 # -- static files, the WebSocket and the status page on one port (treq) -----------
 
 
+@interop
 class StaticAndStatusTests(TestCase):
     timeout = 60
 
@@ -1040,3 +1075,265 @@ def test_shutdownLogCountsInTheSingular() -> None:
     lines = _captureLog(stop)
     assert "stopping: closing 1 WebSocket connection with 1001" in lines, lines
     assert "aborting 1 WebSocket connection that did not finish closing" in lines, lines
+
+
+# -- logic tier: the service's factory over memory transports (iosim, Clock) -------
+
+
+class _Peer(Protocol):
+    """A WebSocket client played by hand: it sends frames and keeps what it gets."""
+
+    def __init__(self) -> None:
+        self.data = b""
+        self.lost = False
+
+    def dataReceived(self, data: bytes) -> None:
+        self.data += data
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.lost = True
+
+    def send(self, opcode: int, payload: bytes) -> bytes:
+        frame = clientFrame(opcode, payload)
+        self.transport.write(frame)
+        return frame
+
+    def closeWith(self, code: int, reason: str = "") -> bytes:
+        return self.send(0x8, code.to_bytes(2, "big") + reason.encode())
+
+    @property
+    def head(self) -> bytes:
+        return splitResponse(self.data)[0]
+
+    @property
+    def frameBytes(self) -> int:
+        """The bytes of the frames the server sent, after its 101."""
+        return len(splitResponse(self.data)[1])
+
+    def frames(self) -> list[tuple[int, bytes]]:
+        return [(opcode, payload) for opcode, _fin, payload in serverFrames(splitResponse(self.data)[1])]
+
+    def closeFrames(self) -> list[tuple[int, str]]:
+        return [
+            (int.from_bytes(p[:2], "big"), p[2:].decode()) for opcode, p in self.frames() if opcode == 0x8
+        ]
+
+
+def _logicService(protocol=EchoProtocol, stopTimeout: float = 5.0, **kwargs):
+    """A service and its factory on a Clock: nothing touches the reactor."""
+    from twisted_ws.twistd import ServiceFactory, WebSocketService
+
+    clock = Clock()
+    svc = WebSocketService(stopTimeout=stopTimeout, clock=clock)
+    factory = ServiceFactory(protocol, svc, clock=clock, **kwargs)
+    return svc, factory, clock
+
+
+def _open(factory, clock, path: str = "/", port: int = 50000, extra: str = ""):
+    """Connect a L{_Peer} to C{factory} over iosim and send an upgrade request."""
+    address = IPv4Address("TCP", "10.0.0.7", port)
+    server = factory.buildProtocol(address)
+    peer = _Peer()
+    pump = iosim.connect(
+        server,
+        iosim.FakeTransport(server, True, IPv4Address("TCP", "10.0.0.1", 80), address),
+        peer,
+        iosim.FakeTransport(peer, False),
+        greet=False,
+        clock=clock,
+    )
+    peer.transport.write(upgradeRequest(path, extra))
+    pump.flush()
+    return peer, pump
+
+
+def test_theServiceCountsThroughTheObserver() -> None:
+    """
+    Opens, closes, messages and bytes reach the counters through the
+    observer hook and protocol.traffic: the connection is an instance of
+    the app's class itself, not of a subclass made for counting.
+    """
+    svc, factory, clock = _logicService()
+    a, pumpA = _open(factory, clock, "/a", 50000)
+    b, pumpB = _open(factory, clock, "/b", 50001)
+    assert factory.protocol is EchoProtocol
+    protocols = list(svc.connections)
+    assert len(protocols) == 2
+    for protocol in protocols:
+        assert type(protocol) is EchoProtocol
+        assert protocol.observer is svc
+    assert EchoProtocol.__subclasses__() == []
+
+    sentA = a.send(0x1, b"hello") + a.send(0x2, b"\x00\x01\x02")
+    pumpA.flush()
+    sentB = b.send(0x1, "héllo".encode())
+    pumpB.flush()
+    assert [p for _, p in a.frames()] == [b"hello", b"\x00\x01\x02"]
+    stats = svc.stats.snapshot()
+    assert (stats["connectionsOpen"], stats["connectionsTotal"]) == (2, 2)
+    assert (stats["messagesIn"], stats["messagesOut"]) == (3, 3)
+    # Open connections are summed when asked: frames on the wire, each way.
+    assert stats["bytesIn"] == len(sentA) + len(sentB)
+    assert stats["bytesOut"] == a.frameBytes + b.frameBytes
+
+    sentA += a.closeWith(1000, "bye")
+    pumpA.flush()
+    assert a.lost
+    assert a.closeFrames() == [(1000, "")]  # the code echoed
+    assert list(svc.connections) == [protocols[1]]
+    # A closed connection's traffic stays in the totals.
+    stats = svc.stats.snapshot()
+    assert (stats["connectionsOpen"], stats["connectionsTotal"]) == (1, 2)
+    assert (stats["messagesIn"], stats["messagesOut"]) == (3, 3)
+    assert stats["bytesIn"] == len(sentA) + len(sentB)
+    assert stats["bytesOut"] == a.frameBytes + b.frameBytes
+    assert svc.stats.closedByCode == {1000: 1}
+
+
+CHAT_SUBPROTOCOL = "chat.v1"
+
+
+class _Shout(WebSocketProtocol):
+    """A user's protocol class, as --protocol loads it."""
+
+    def messageReceived(self, message):
+        self.sendMessage(message.upper())
+
+
+def test_theUsersProtocolClassIsUsedAsItIs() -> None:
+    svc, factory, clock = _logicService(_Shout, subprotocols=[CHAT_SUBPROTOCOL])
+    peer, pump = _open(factory, clock, "/hall", extra=f"Sec-WebSocket-Protocol: {CHAT_SUBPROTOCOL}\r\n")
+    assert factory.protocol is _Shout
+    [protocol] = svc.connections
+    assert type(protocol) is _Shout
+    assert _Shout.__subclasses__() == []
+    peer.send(0x1, b"quiet")
+    pump.flush()
+    assert peer.frames() == [(0x1, b"QUIET")]
+    assert svc.stats.snapshot()["messagesOut"] == 1
+
+
+def test_openAndCloseAreLoggedWithPeerPathCodeAndReason() -> None:
+    svc, factory, clock = _logicService(subprotocols=[CHAT_SUBPROTOCOL])
+
+    def talk():
+        peer, pump = _open(factory, clock, "/chat", extra=f"Sec-WebSocket-Protocol: {CHAT_SUBPROTOCOL}\r\n")
+        peer.closeWith(4001, "bye now")
+        pump.flush()
+        assert peer.lost
+        other, pump = _open(factory, clock, "/other", 50001)
+        [protocol] = svc.connections
+        protocol.close(1000, "done")
+        pump.flush()
+        other.closeWith(1000)
+        pump.flush()
+        assert other.lost
+
+    lines = _captureLog(talk)
+    assert lines == [
+        f"WebSocket open: 10.0.0.7:50000 /chat (subprotocol {CHAT_SUBPROTOCOL})",
+        "WebSocket closed: 10.0.0.7:50000 /chat code=4001 reason='bye now' clean=True by=peer sent=4001",
+        "WebSocket open: 10.0.0.7:50001 /other",
+        "WebSocket closed: 10.0.0.7:50001 /other code=1000 reason='' clean=True by=server sent=1000",
+    ], lines
+
+
+def test_maxConnectionsRefusesWith503() -> None:
+    svc, factory, clock = _logicService(maxConnections=2)
+    first, pump = _open(factory, clock, "/", 50000)
+    _open(factory, clock, "/", 50001)
+    lines = _captureLog(lambda: _open(factory, clock, "/full", 50002))
+    assert len(svc.connections) == 2
+    assert lines == ["WebSocket rejected: 10.0.0.7:50002 /full 503 too many connections, try again later"]
+    assert svc.stats.rejected == 1
+    assert svc.stats.rejectedByStatus == {503: 1}
+    # One leaves: there is room again.
+    first.closeWith(1000)
+    pump.flush()
+    peer, _ = _open(factory, clock, "/", 50003)
+    assert peer.head.startswith(b"HTTP/1.1 101 "), peer.data
+    assert svc.stats.snapshot()["connectionsTotal"] == 3
+
+
+def test_stopClosesWith1001ThenAbortsStragglersOnTheClock() -> None:
+    """
+    stopService: every connection gets 1001; a peer that answers is gone at
+    once, one that never does is aborted after --stop-timeout (on the
+    Clock), and only then does the stop finish.  New upgrades get 503.
+    """
+    svc, factory, clock = _logicService(stopTimeout=3)
+    svc.startService()
+    polite, politePump = _open(factory, clock, "/room", 50000)
+    silent, silentPump = _open(factory, clock, "/room", 50001)
+    stopped = []
+
+    def stop():
+        svc.stopService().addCallback(stopped.append)
+        politePump.flush()
+        silentPump.flush()
+
+    lines = _captureLog(stop)
+    assert lines == ["stopping: closing 2 WebSocket connections with 1001"], lines
+    for peer in (polite, silent):
+        assert peer.closeFrames() == [(1001, "server shutting down")]
+    polite.closeWith(1001)
+    politePump.flush()
+    assert polite.lost
+    assert list(svc.connections) and not silent.lost and not stopped
+
+    late, _ = _open(factory, clock, "/room", 50002)
+    assert late.head.startswith(b"HTTP/1.1 503 "), late.data
+    assert b"the server is shutting down" in late.data
+
+    clock.advance(2.9)
+    silentPump.flush()
+    assert not silent.lost and not stopped
+    lines = _captureLog(lambda: (clock.advance(0.1), silentPump.flush()))
+    assert "aborting 1 WebSocket connection that did not finish closing" in lines, lines
+    assert silent.lost
+    assert stopped == [None]
+    assert not svc.connections
+    assert svc.stats.closedByCode == {1001: 1, 1006: 1}
+
+
+def test_statusPageJson() -> None:
+    """
+    --status: the counters (open connections' traffic summed when the page
+    is read), the uptime on the service's clock, the mode, and which worker
+    and process answer.
+    """
+    clock = Clock()
+    options = Options()
+    options.parseOptions(["--status", "/_status", "--listen", "tcp:0", "--no-deflate"])
+    svc = makeService(options, clock=clock)
+    site = list(svc)[0].factory
+    site.timeOut = None  # a Site's idle timer would run on the real reactor
+    peer, pump = _open(site, clock, "/anywhere")
+    assert peer.head.startswith(b"HTTP/1.1 101 "), peer.data
+    sent = peer.send(0x1, b"counted while open")
+    pump.flush()
+    clock.advance(7)
+
+    def status() -> dict:
+        _, transport = _serve(site, b"GET /_status HTTP/1.1\r\nHost: x\r\n\r\n")
+        head, _, body = transport.value().partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 "), head
+        assert b"\r\nContent-Type: application/json\r\n" in head, head
+        return json.loads(body)
+
+    body = status()
+    assert body == {
+        "connectionsOpen": 1,
+        "connectionsTotal": 1,
+        "rejected": 0,
+        "messagesIn": 1,
+        "messagesOut": 1,
+        "bytesIn": len(sent),
+        "bytesOut": peer.frameBytes,
+        "uptime": 7.0,
+        "mode": "echo",
+        "worker": 0,
+        "pid": os.getpid(),
+    }
+    svc.workerId = 3
+    assert status()["worker"] == 3
