@@ -20,6 +20,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .apps.broadcast import BroadcastProtocol
+    from .apps.bus import IBroadcastBus, LocalBus
+    from .apps.hub import BroadcastHub
+    from .apps.redisbus import RedisBus
     from .apps.stream import StreamOverWebSocketFactory, StreamOverWebSocketProtocol
     from .client.endpoint import WebSocketClientEndpoint, connectWS
     from .client.errors import (
@@ -49,6 +53,8 @@ if TYPE_CHECKING:
 # twisted_ws.core -- which runs this file first -- does not pull in Twisted.
 _EXPORTS = {
     "Accept": "twisted_ws.core.acceptance",
+    "BroadcastHub": "twisted_ws.apps.hub",
+    "BroadcastProtocol": "twisted_ws.apps.broadcast",
     "CertificateVerificationError": "twisted_ws.client.errors",
     "ClientPerMessageDeflate": "twisted_ws.core.deflate",
     "CloseCode": "twisted_ws.core.closecodes",
@@ -58,11 +64,14 @@ _EXPORTS = {
     "DeflateExtension": "twisted_ws.core.deflate",
     "HandshakeError": "twisted_ws.core.errors",
     "HandshakeRequest": "twisted_ws.core.handshake.request",
+    "IBroadcastBus": "twisted_ws.apps.bus",
+    "LocalBus": "twisted_ws.apps.bus",
     "MessageWriter": "twisted_ws.writer",
     "PerMessageDeflate": "twisted_ws.core.deflate",
     "PortSharingFactory": "twisted_ws.server.portsharing",
     "ProtocolError": "twisted_ws.core.errors",
     "ReconnectingWebSocketClient": "twisted_ws.client.reconnecting",
+    "RedisBus": "twisted_ws.apps.redisbus",
     "Reject": "twisted_ws.core.acceptance",
     "ServerHandshakeProtocol": "twisted_ws.server.upgrade",
     "StreamOverWebSocketFactory": "twisted_ws.apps.stream",
@@ -84,6 +93,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Accept",
+    "BroadcastHub",
+    "BroadcastProtocol",
     "CertificateVerificationError",
     "ClientPerMessageDeflate",
     "CloseCode",
@@ -93,11 +104,14 @@ __all__ = [
     "DeflateExtension",
     "HandshakeError",
     "HandshakeRequest",
+    "IBroadcastBus",
+    "LocalBus",
     "MessageWriter",
     "PerMessageDeflate",
     "PortSharingFactory",
     "ProtocolError",
     "ReconnectingWebSocketClient",
+    "RedisBus",
     "Reject",
     "ServerHandshakeProtocol",
     "StreamOverWebSocketFactory",

@@ -4,13 +4,17 @@ C{twistd websocket}:
 
   - L{stream}: a byte stream (any Twisted protocol) carried over a
     WebSocket, both ways;
-  - L{broadcast}: rooms where every message goes to every member, with a
-    bounded queue per slow client;
+  - L{hub}: rooms for any WebSocket app (join, leave, publish), with a
+    bounded queue per slow client, over a L{bus} (in-process, or Redis
+    with L{redisbus});
+  - L{broadcast}: the rooms of C{--mode broadcast}, one per URL path;
   - L{bridge}: a WebSocket-to-TCP bridge in the manner of websockify.
 """
 
 from .bridge import BackendProtocol, BridgeProtocol, targetEndpoint
-from .broadcast import BroadcastHub, BroadcastProtocol, Room
+from .broadcast import BroadcastProtocol
+from .bus import IBroadcastBus, LocalBus
+from .hub import BroadcastHub, Room
 from .stream import StreamOverWebSocketFactory, StreamOverWebSocketProtocol, WebSocketStreamTransport
 
 __all__ = [
@@ -20,6 +24,8 @@ __all__ = [
     "BroadcastHub",
     "BroadcastProtocol",
     "Room",
+    "IBroadcastBus",
+    "LocalBus",
     "BridgeProtocol",
     "BackendProtocol",
     "targetEndpoint",

@@ -72,6 +72,27 @@ def _mode(value: str) -> str:
 
 _mode.coerceDoc = "One of: " + ", ".join(MODES) + "."  # type: ignore[attr-defined]
 
+#: More worker processes than this is a typo, not a deployment.
+MAX_WORKERS = 256
+
+
+def _workers(value: str) -> int:
+    if value.strip().lower() == "auto":
+        return max(1, min(os.cpu_count() or 1, MAX_WORKERS))
+    try:
+        n = int(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a number of processes (or auto)") from None
+    if not 1 <= n <= MAX_WORKERS:
+        raise ValueError(f"{value!r}: give 1 to {MAX_WORKERS} processes (or auto)")
+    return n
+
+
+_workers.coerceDoc = "A number of processes, or auto: one per CPU."  # type: ignore[attr-defined]
+
+#: The --listen kinds whose sockets worker processes can share.
+_SHAREABLE = ("tcp", "tcp6", "ssl", "unix")
+
 
 def _urlPath(value: str) -> str:
     if not value.startswith("/") or any(c in value for c in "?# \t\r\n"):
@@ -116,6 +137,9 @@ class Options(usage.Options):
 
     optFlags = [
         ["no-deflate", None, "Do not offer permessage-deflate compression (on by default)."],
+        ["reuseport", None,
+         "With --workers: each worker binds its own socket to the --listen port with "
+         "SO_REUSEPORT (Linux, tcp: only) instead of sharing the parent's."],
     ]
 
     optParameters = [
@@ -143,6 +167,9 @@ class Options(usage.Options):
          "closed with 1008.", _positiveInt],
         ["max-connections", None, None,
          "Most open WebSocket connections; more are refused with 503 [default: no limit]", _intOrOff],
+        ["workers", None, 1,
+         "Serve from this many processes sharing the --listen sockets (auto: one per "
+         "CPU); the twistd process supervises them and restarts any that dies.", _workers],
         ["stop-timeout", None, 5.0,
          "When stopping: seconds open connections get to finish closing (1001) "
          "before they are aborted.", _seconds],
@@ -183,6 +210,11 @@ class Options(usage.Options):
         print(versionText())
         sys.exit(0)
 
+    def parseOptions(self, options: Any = None) -> None:
+        # Kept for --workers: each worker parses the same command line.
+        self.argv = list(sys.argv[1:] if options is None else options)
+        super().parseOptions(options)
+
     def postOptions(self) -> None:
         if not self["listen"]:
             self["listen"] = [DEFAULT_LISTEN]
@@ -215,6 +247,28 @@ class Options(usage.Options):
                 "busy client off"
             )
         self["deflate"] = not self["no-deflate"]
+        self._checkWorkers()
+
+    def _checkWorkers(self) -> None:
+        if self["workers"] > 1:
+            for description in self["listen"]:
+                kind = description.split(":", 1)[0].strip().lower()
+                if kind not in _SHAREABLE:
+                    raise usage.UsageError(
+                        f"--workers: --listen {description!r} cannot be shared by worker processes "
+                        "(tcp:, tcp6:, ssl: and unix: can)"
+                    )
+        if not self["reuseport"]:
+            return
+        if self["workers"] < 2:
+            raise usage.UsageError("--reuseport needs --workers 2 or more")
+        if not sys.platform.startswith("linux"):
+            raise usage.UsageError(f"--reuseport needs Linux (SO_REUSEPORT), not {sys.platform}")
+        for description in self["listen"]:
+            if description.split(":", 1)[0].strip().lower() not in ("tcp", "tcp6"):
+                raise usage.UsageError(
+                    f"--reuseport works with tcp: endpoints only, not --listen {description!r}"
+                )
 
     def _checkMode(self) -> None:
         mode = self["mode"]

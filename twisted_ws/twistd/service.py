@@ -218,8 +218,18 @@ def _describer(description: str, wsPath: str, siteMode: bool) -> Callable[[Any],
     return describe
 
 
-def makeService(options: Options, clock: IReactorTime | None = None) -> WebSocketService:
-    """Build the service C{twistd websocket} runs from parsed L{Options}."""
+def makeService(
+    options: Options,
+    clock: IReactorTime | None = None,
+    endpointFor: Callable[[str], Any] | None = None,
+) -> WebSocketService:
+    """
+    Build the service C{twistd websocket} runs from parsed L{Options}.
+
+    @param endpointFor: makes the endpoint of a C{--listen} description
+        (default: C{serverFromString}); a worker of C{--workers N} passes
+        one that adopts its parent's sockets (L{twisted_ws.twistd.worker}).
+    """
     from twisted.internet import reactor
     from twisted.internet.endpoints import serverFromString
 
@@ -284,7 +294,9 @@ def makeService(options: Options, clock: IReactorTime | None = None) -> WebSocke
         shownPath = "/"
     for description in options["listen"]:
         try:
-            endpoint = serverFromString(reactor, description)
+            endpoint = (
+                serverFromString(reactor, description) if endpointFor is None else endpointFor(description)
+            )
         except Exception as e:
             raise StartupError(
                 f"twisted_ws: --listen {description!r}: {_startupReason(e, description)}"
@@ -296,18 +308,32 @@ def makeService(options: Options, clock: IReactorTime | None = None) -> WebSocke
     return top
 
 
-def makeTwistdService(options: Options) -> WebSocketService:
+def makeTwistdService(options: Options) -> Any:
     """
     L{makeService} for C{twistd websocket}: it also listens at once, so a
     bad endpoint or a port in use stops twistd with one line and a non-zero
     status, before it daemonizes or writes a pid file (a daemon's parent
     would otherwise only print a truncated two-line message).
+
+    With C{--workers N} (N > 1) the same listening happens here, and the
+    service returned is a L{twisted_ws.twistd.workers.WorkerPool} that runs
+    the connections in N child processes sharing those sockets.
     """
+    workers = options.get("workers", 1)
+    endpointFor = None
+    if workers > 1 and options.get("reuseport"):
+        from .workers import reservingEndpoint
+
+        endpointFor = reservingEndpoint
     try:
-        top = makeService(options)
+        top = makeService(options, endpointFor=endpointFor)
         top.listenNow()
     except StartupError as e:
         raise SystemExit(str(e)) from None
+    if workers > 1:
+        from .workers import poolForTwistd
+
+        return poolForTwistd(options, top)
     return top
 
 
