@@ -37,7 +37,14 @@ if TYPE_CHECKING:
     from .core.acceptance import DEFAULT_SUBPROTOCOL, Accept, Reject
     from .core.closecodes import CloseCode, CloseInfo
     from .core.deflate import ClientPerMessageDeflate, DeflateExtension, PerMessageDeflate
-    from .core.errors import HandshakeError, ProtocolError, WebSocketError
+    from .core.errors import (
+        ClientHandshakeError,
+        HandshakeClosed,
+        HandshakeError,
+        InvalidServerResponse,
+        ProtocolError,
+        WebSocketError,
+    )
     from .core.handshake.request import HandshakeRequest
     from .core.options import WebSocketOptions
     from .errors import ConnectionClosed
@@ -56,14 +63,17 @@ _EXPORTS = {
     "BroadcastHub": "twisted_ws.apps.hub",
     "BroadcastProtocol": "twisted_ws.apps.broadcast",
     "CertificateVerificationError": "twisted_ws.client.errors",
+    "ClientHandshakeError": "twisted_ws.core.errors",
     "ClientPerMessageDeflate": "twisted_ws.core.deflate",
     "CloseCode": "twisted_ws.core.closecodes",
     "CloseInfo": "twisted_ws.core.closecodes",
     "ConnectionClosed": "twisted_ws.errors",
     "DEFAULT_SUBPROTOCOL": "twisted_ws.core.acceptance",
     "DeflateExtension": "twisted_ws.core.deflate",
+    "HandshakeClosed": "twisted_ws.core.errors",
     "HandshakeError": "twisted_ws.core.errors",
     "HandshakeRequest": "twisted_ws.core.handshake.request",
+    "InvalidServerResponse": "twisted_ws.core.errors",
     "IBroadcastBus": "twisted_ws.apps.bus",
     "LocalBus": "twisted_ws.apps.bus",
     "MessageWriter": "twisted_ws.writer",
@@ -96,14 +106,17 @@ __all__ = [
     "BroadcastHub",
     "BroadcastProtocol",
     "CertificateVerificationError",
+    "ClientHandshakeError",
     "ClientPerMessageDeflate",
     "CloseCode",
     "CloseInfo",
     "ConnectionClosed",
     "DEFAULT_SUBPROTOCOL",
     "DeflateExtension",
+    "HandshakeClosed",
     "HandshakeError",
     "HandshakeRequest",
+    "InvalidServerResponse",
     "IBroadcastBus",
     "LocalBus",
     "MessageWriter",

@@ -18,6 +18,7 @@ Underneath: an HTTP proxy tunnel (L{proxy}) and TLS that fails closed
 (L{tls}); the ways opening can fail are in L{errors}.
 """
 
+from ..core.errors import ClientHandshakeError, HandshakeClosed, InvalidServerResponse
 from ..core.urls import WebSocketURL, parseURL
 from .endpoint import WebSocketClientEndpoint, connectWS
 from .errors import (
@@ -35,6 +36,9 @@ __all__ = [
     "WebSocketURL",
     "parseURL",
     "WebSocketHandshakeRejected",
+    "ClientHandshakeError",
+    "InvalidServerResponse",
+    "HandshakeClosed",
     "WebSocketProxyError",
     "WebSocketOpenTimeout",
     "CertificateVerificationError",

@@ -41,7 +41,7 @@ class _EndpointHandshakeFactory(WebSocketClientFactory):
     appFactory: Any = None
 
     def buildWebSocketProtocol(self, addr: Any) -> Any:
-        return self.appFactory.buildProtocol(addr)
+        return self.appFactory.buildProtocol(addr)  # checked by the handshake protocol
 
 
 @implementer(IStreamClientEndpoint)
@@ -115,14 +115,31 @@ class WebSocketClientEndpoint:
             endpoint = wrapClientTLS(creator, endpoint)
         self.transportEndpoint = endpoint
 
+    def buildFactory(
+        self,
+        protocol: Callable[[], WebSocketProtocol] = WebSocketProtocol,
+        factoryClass: type[WebSocketClientFactory] = WebSocketClientFactory,
+    ) -> WebSocketClientFactory:
+        """A C{factoryClass} with this endpoint's URL and handshake settings."""
+        return factoryClass(protocol, self.url, **self._handshake)  # type: ignore[arg-type]
+
     def connect(self, protocolFactory: Any) -> Deferred[Any]:
-        """Connect, handshake, fire with C{protocolFactory}'s open protocol."""
-        factory = _EndpointHandshakeFactory(None, self.url, **self._handshake)  # type: ignore[arg-type]
-        factory.appFactory = protocolFactory
+        """
+        Connect, handshake, fire with C{protocolFactory}'s open protocol.
+
+        C{protocolFactory.buildProtocol} must return the L{WebSocketProtocol}
+        itself (it is told what the handshake negotiated), not a wrapper of
+        it: for C{ClientService}, use L{ReconnectingWebSocketClient}.
+        """
+        factory = self.buildFactory(factoryClass=_EndpointHandshakeFactory)
+        factory.appFactory = protocolFactory  # type: ignore[attr-defined]
         return self.connectFactory(factory)
 
     def connectFactory(self, factory: WebSocketClientFactory) -> Deferred[Any]:
-        """Connect with a L{WebSocketClientFactory} of your own."""
+        """
+        Connect with a L{WebSocketClientFactory} of your own; fire with the
+        open protocol (or the wrapper its C{wrapWebSocketProtocol} made).
+        """
         d = self.transportEndpoint.connect(factory)
         d.addCallback(lambda handshake: handshake.whenOpen())
         timeout = factory.options.openTimeout
@@ -144,21 +161,18 @@ def connectWS(
     protocol: Callable[[], WebSocketProtocol] = WebSocketProtocol,
     *,
     reactor: Any = None,
-    endpoint: IStreamClientEndpoint | None = None,
-    contextFactory: Any = None,
-    trustRoot: Any = None,
-    clientCertificate: Any = None,
-    proxy: str | None = None,
-    useProxyEnvironment: bool = False,
-    subprotocols: Sequence[str] = (),
-    headers: HeaderPairs = (),
-    origin: str | None = None,
-    extensions: Sequence[ClientExtensionFactory] = (),
-    options: WebSocketOptions | None = None,
-    **optionValues: Any,
+    **endpointOptions: Any,
 ) -> Deferred[WebSocketProtocol]:
     """
     Open a WebSocket to C{url}; the Deferred fires with the open protocol.
+
+    The keywords are L{WebSocketClientEndpoint}'s::
+
+        connectWS(url, protocol=WebSocketProtocol, *, reactor=None,
+                  endpoint=None, contextFactory=None, trustRoot=None,
+                  clientCertificate=None, proxy=None, useProxyEnvironment=False,
+                  subprotocols=(), headers=(), origin=None, extensions=(),
+                  options=None, **optionValues)
 
     @param protocol: a L{WebSocketProtocol} subclass or a zero-argument
         callable returning an instance.
@@ -186,24 +200,8 @@ def connectWS(
     @param options: L{WebSocketOptions}; keyword arguments named after its
         fields (C{openTimeout=5}, C{maxMessageSize=...}) override them.
 
-    @raise ValueError: (synchronously) a bad URL, header or option.
+    @raise ValueError: (synchronously) a bad URL, header or option value.
+    @raise TypeError: (synchronously) an unknown keyword, named.
     """
-    clientEndpoint = WebSocketClientEndpoint(
-        reactor,
-        url,
-        endpoint=endpoint,
-        contextFactory=contextFactory,
-        trustRoot=trustRoot,
-        clientCertificate=clientCertificate,
-        proxy=proxy,
-        useProxyEnvironment=useProxyEnvironment,
-        subprotocols=subprotocols,
-        headers=headers,
-        origin=origin,
-        extensions=extensions,
-        options=options,
-        **optionValues,
-    )
-    return clientEndpoint.connectFactory(
-        WebSocketClientFactory(protocol, clientEndpoint.url, **clientEndpoint._handshake)  # type: ignore[arg-type]
-    )
+    clientEndpoint = WebSocketClientEndpoint(reactor, url, **endpointOptions)
+    return clientEndpoint.connectFactory(clientEndpoint.buildFactory(protocol))

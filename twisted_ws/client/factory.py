@@ -16,9 +16,8 @@ from twisted.internet.protocol import ClientFactory
 from twisted.python.failure import Failure
 
 from ..clock import defaultClock
-from ..core.extensions import ClientExtensionFactory, formatExtensionHeader
-from ..core.handshake import HandshakeRequest, buildClientRequest, generateKey, validateRequest
-from ..core.http import HeadParser
+from ..core.extensions import ClientExtensionFactory
+from ..core.handshake import MAX_REFUSAL_BODY, ClientHandshake
 from ..core.options import WebSocketOptions
 from ..core.urls import WebSocketURL, parseURL
 from ..protocol import WebSocketProtocol
@@ -79,44 +78,45 @@ class WebSocketClientFactory(ClientFactory):
         self.headers = headerPairs(headers)
         self.origin = origin
         self.extensions = list(extensions)
-        self.extensionNames = [e.name for e in self.extensions]
-        self._extensionsHeader = (
-            formatExtensionHeader([(e.name, e.offer()) for e in self.extensions])
-            if self.extensions
-            else None
-        )
         self.options = WebSocketOptions.fromKeywords(options, **optionValues)
         self.clock = clock or defaultClock()
         self._openWaiters: list[Deferred[Any]] = []
         # Fail now, not at connect time, on bad headers or subprotocol names.
-        self.requestBytes(generateKey())
+        self.buildHandshake()
 
-    def requestBytes(self, key: str) -> bytes:
-        """The upgrade request for C{key}."""
-        return buildClientRequest(
+    def buildHandshake(self) -> ClientHandshake:
+        """The I/O-free handshake of one connection (with a fresh key)."""
+        return ClientHandshake(
             self.url.hostHeader,
             self.url.resource,
-            key,
+            subprotocols=self.subprotocols,
+            extensions=self.extensions,
             origin=self.origin,
-            protocols=self.subprotocols,
-            extensionsHeader=self._extensionsHeader,
-            extraHeaders=self.headers,
+            headers=self.headers,
+            options=self.options,
+            maxBodySize=MAX_REFUSAL_BODY,
         )
-
-    def sentRequest(self, key: str) -> HandshakeRequest:
-        """The request sent with C{key}, in the form servers see it."""
-        data = self.requestBytes(key)
-        parser = HeadParser(True, maxLineLength=len(data), maxHeaderBytes=len(data), maxHeaderCount=len(data))
-        return validateRequest(parser.feed(data))  # type: ignore[arg-type]
 
     def buildProtocol(self, addr: Any) -> ClientHandshakeProtocol:
         return self.handshakeProtocol(self, addr)
 
-    def buildWebSocketProtocol(self, addr: Any) -> Any:
-        """Build the application's protocol once the server accepted."""
+    def buildWebSocketProtocol(self, addr: Any) -> WebSocketProtocol:
+        """
+        Build the application's protocol once the server accepted; the
+        handshake protocol then tells it what was negotiated, so this must
+        return the L{WebSocketProtocol} itself, not a wrapper of it.
+        """
         p = self.protocol()
         p.factory = self
-        return p
+        return p  # type: ignore[no-any-return]
+
+    def wrapWebSocketProtocol(self, protocol: WebSocketProtocol, addr: Any) -> Any:
+        """
+        What the transport is handed to once the WebSocket is open: the
+        protocol itself, or (overridden) a wrapper that forwards to it, for
+        whoever must see the connection's end (e.g. C{ClientService}).
+        """
+        return protocol
 
     def whenOpen(self) -> Deferred[WebSocketProtocol]:
         """
@@ -127,7 +127,8 @@ class WebSocketClientFactory(ClientFactory):
         self._openWaiters.append(d)
         return d
 
-    def _handshakeFinished(self, result: Any) -> None:
+    def handshakeFinished(self, result: Any) -> None:
+        """Called by each handshake protocol with its outcome (or failure)."""
         waiting, self._openWaiters = self._openWaiters, []
         for d in waiting:
             if isinstance(result, Failure):
@@ -136,4 +137,4 @@ class WebSocketClientFactory(ClientFactory):
                 d.callback(result)
 
     def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
-        self._handshakeFinished(reason)
+        self.handshakeFinished(reason)

@@ -1,7 +1,9 @@
 """
-The client's opening handshake on a connected transport: send the upgrade
-request, read and check the answer (and the start of a refusal's body),
-then hand the transport to the application's L{WebSocketProtocol}.
+The client's opening handshake on a connected transport: Twisted glue
+around the I/O-free L{ClientHandshake}, which builds the request and reads
+the answer (and a refusal's body).  Here: the timer, the errors the
+application sees, and the hand-off to the application's
+L{WebSocketProtocol}.
 """
 
 from __future__ import annotations
@@ -13,14 +15,17 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
-from twisted.protocols.policies import ProtocolWrapper
 from twisted.python.failure import Failure
 
-from ..core.errors import HandshakeError
-from ..core.extensions import acceptClientExtensions
-from ..core.handshake import HandshakeResponse, generateKey, validateResponse
-from ..core.http import HeadParser, ResponseHead
-from ..handoff import switchProtocol
+from ..core.handshake import (
+    MAX_REFUSAL_BODY,
+    Accepted,
+    ClientState,
+    Failed,
+    HandshakeRequest,
+    Rejected,
+)
+from ..handoff import handOff
 from ..protocol import WebSocketProtocol
 from ..transport import setNoDelay
 from .errors import WebSocketHandshakeRejected, WebSocketOpenTimeout
@@ -34,38 +39,30 @@ __all__ = ["ClientHandshakeProtocol", "MAX_REJECTION_BODY"]
 _log = Logger()
 
 #: The most bytes of a refusal's body kept on L{WebSocketHandshakeRejected}.
-MAX_REJECTION_BODY = 64 * 1024
+MAX_REJECTION_BODY = MAX_REFUSAL_BODY
 
 
-def _unwrap(protocol: Any) -> Any:
-    """
-    The L{WebSocketProtocol} behind a protocol wrapper: C{ClientService}
-    hands endpoints a proxy that keeps the real protocol in C{_protocol},
-    C{ProtocolWrapper}s keep it in C{wrappedProtocol}.
-    """
-    for _ in range(8):
-        if isinstance(protocol, WebSocketProtocol):
-            return protocol
-        own = getattr(protocol, "__dict__", {})
-        if "_protocol" in own:
-            protocol = own["_protocol"]
-        elif isinstance(protocol, ProtocolWrapper):
-            protocol = protocol.wrappedProtocol
-        else:
-            break
-    return protocol
+def rejectionError(outcome: Rejected) -> WebSocketHandshakeRejected:
+    """The error the application sees for a server's refusal."""
+    reason = f"server refused the upgrade: {outcome.status} {outcome.reason}".rstrip()
+    return WebSocketHandshakeRejected(outcome.status, reason, list(outcome.headers), outcome.body)
 
 
 class ClientHandshakeProtocol(Protocol):
     """
-    Sends the upgrade request, reads and checks the answer, then hands the
-    transport to the application's protocol.
+    Sends the upgrade request, reads the answer, then hands the transport
+    to the application's protocol, which it builds itself (through the
+    factory that built it) and tells what the handshake decided.
 
-    L{whenOpen} fires with that protocol, or fails with
-    L{WebSocketHandshakeRejected} (not 101), L{HandshakeError} (a 101 with
-    unacceptable headers, or an unusable answer: status 502),
+    L{whenOpen} fires with that protocol (or the wrapper of it that the
+    factory's C{wrapWebSocketProtocol} made), or fails with
+    L{WebSocketHandshakeRejected} (an HTTP refusal: status, headers, body),
+    L{InvalidServerResponse} (not HTTP, or a 101 that breaks RFC 6455),
+    L{HandshakeClosed} (no answer before the connection ended),
     L{WebSocketOpenTimeout}, or the transport's error (e.g. TLS
     verification).
+
+    @ivar request: the L{HandshakeRequest} sent.
     """
 
     factory: WebSocketClientFactory
@@ -73,21 +70,14 @@ class ClientHandshakeProtocol(Protocol):
     def __init__(self, factory: WebSocketClientFactory, addr: Any = None) -> None:
         self.factory = factory
         self._addr = addr
-        options = factory.options
-        self._parser = HeadParser(
-            False,
-            maxLineLength=options.maxRequestLineLength,
-            maxHeaderBytes=options.maxHeaderBytes,
-            maxHeaderCount=options.maxHeaderCount,
-        )
-        self._key = generateKey()
+        self._handshake = factory.buildHandshake()
         self._outcome = Waiters(self._cancel)
         self._timer: IDelayedCall | None = None
-        self._rejection: ResponseHead | None = None
-        self._body = bytearray()
-        self._bodyWanted: int | None = None
-        self._chunked = False
         self._delegate: Any = None
+
+    @property
+    def request(self) -> HandshakeRequest:
+        return self._handshake.request
 
     def whenOpen(self) -> Deferred[WebSocketProtocol]:
         """A Deferred of the open application protocol (see the class doc)."""
@@ -100,62 +90,51 @@ class ClientHandshakeProtocol(Protocol):
         timeout = self.factory.options.openTimeout
         if timeout is not None:
             self._timer = self.factory.clock.callLater(timeout, self._timedOut)
-        self.transport.write(self.factory.requestBytes(self._key))
+        self.transport.write(self._handshake.requestBytes)
 
     def dataReceived(self, data: bytes) -> None:
         if self._delegate is not None:
             self._delegate.dataReceived(data)
-            return
-        if self._outcome.done:
-            return
-        if self._rejection is not None:
-            self._readBody(data)
-            return
-        try:
-            head = self._parser.feed(data)
-        except HandshakeError as e:
-            self._failAndClose(e)
-            return
-        if head is None:
-            return
-        assert isinstance(head, ResponseHead)
-        if head.status != 101:
-            self._startBody(head)
-            return
-        try:
-            response = validateResponse(
-                head, self._key, self.factory.subprotocols, self.factory.extensionNames
-            )
-            extensions = acceptClientExtensions(response.extensions, self.factory.extensions)
-        except HandshakeError as e:
-            self._failAndClose(e)
-            return
-        self._open(response, extensions, self._parser.rest)
+        elif not self._outcome.done:
+            self._conclude(self._handshake.receiveData(data))
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         if self._delegate is not None:
             self._delegate.connectionLost(reason)
             return
         self._stopTimer()
-        if self._rejection is not None:
-            self._finishRejection()
-            return
         if self._outcome.done:
             return
-        if reason is None or reason.check(error.ConnectionDone, error.ConnectionLost):
-            self._fail(Failure(HandshakeError(502, "connection closed before the server answered the handshake")))
-        else:
+        outcome = self._handshake.connectionLost()
+        if isinstance(outcome, Failed) and not (
+            reason is None or reason.check(error.ConnectionDone, error.ConnectionLost)
+        ):
+            # The transport's own error (TLS verification, a reset) says more.
             self._fail(reason)
+        else:
+            self._conclude(outcome, close=False)
+
+    def _conclude(self, outcome: Accepted | Rejected | Failed | None, close: bool = True) -> None:
+        if outcome is None:
+            return
+        if isinstance(outcome, Accepted):
+            self._open(outcome)
+            return
+        if isinstance(outcome, Rejected):
+            self._fail(Failure(rejectionError(outcome)))
+        else:
+            self._fail(Failure(outcome.error))
+        if close:
+            self.transport.loseConnection()
 
     # -- success -----------------------------------------------------------
 
-    def _open(self, response: HandshakeResponse, extensions: list[Any], rest: bytes) -> None:
+    def _open(self, accepted: Accepted) -> None:
         factory = self.factory
         try:
-            built = factory.buildWebSocketProtocol(self._addr)
-            protocol = _unwrap(built)
+            protocol = factory.buildWebSocketProtocol(self._addr)
             if not isinstance(protocol, WebSocketProtocol):
-                raise TypeError(f"{built!r} is not a WebSocketProtocol")
+                raise TypeError(f"{protocol!r} is not a WebSocketProtocol")
         except Exception:
             failure = Failure()
             _log.failure("building the WebSocket protocol failed", failure)
@@ -163,64 +142,19 @@ class ClientHandshakeProtocol(Protocol):
             self.transport.abortConnection()
             return
         protocol.isClient = True
-        protocol.request = factory.sentRequest(self._key)
-        protocol.response = response  # type: ignore[attr-defined]
-        protocol.subprotocol = response.subprotocol
-        protocol.extensions = extensions
+        protocol.request = accepted.request
+        protocol.response = accepted.response  # type: ignore[attr-defined]
+        protocol.subprotocol = accepted.subprotocol
+        protocol.extensions = list(accepted.extensions)
         protocol.options = factory.options
         protocol.clock = factory.clock
         self._stopTimer()
-        transport = self.transport
-        if not switchProtocol(transport, self, built):
-            self._delegate = built
-        built.makeConnection(transport)
-        self._outcome.fire(built)
-        factory._handshakeFinished(built)
-        if rest and protocol.connected:
-            built.dataReceived(rest)
-
-    # -- refusal -----------------------------------------------------------
-
-    def _startBody(self, head: ResponseHead) -> None:
-        self._rejection = head
-        headers = head.headers
-        if head.status < 200 or head.status in (204, 304):
-            self._bodyWanted = 0
-        elif "chunked" in [t.lower() for t in headers.getCommaList("Transfer-Encoding")]:
-            self._chunked = True
-        else:
-            length = headers.get("Content-Length")
-            if length is not None and length.strip().isdigit():
-                self._bodyWanted = min(int(length), MAX_REJECTION_BODY)
-        self._readBody(self._parser.rest)
-
-    def _readBody(self, data: bytes) -> None:
-        room = MAX_REJECTION_BODY + 16 - len(self._body)
-        self._body += data[:room]
-        if self._chunked:
-            complete = self._body.startswith(b"0\r\n\r\n") or b"\r\n0\r\n\r\n" in self._body
-        elif self._bodyWanted is not None:
-            complete = len(self._body) >= self._bodyWanted
-        else:
-            complete = False
-        if complete or len(self._body) >= MAX_REJECTION_BODY:
-            self._finishRejection()
-            self.transport.loseConnection()
-
-    def _finishRejection(self) -> None:
-        head = self._rejection
-        if head is None or self._outcome.done:
-            return
-        body = bytes(self._body)
-        if self._chunked:
-            body = _dechunk(body)
-        elif self._bodyWanted is not None:
-            body = body[: self._bodyWanted]
-        body = body[:MAX_REJECTION_BODY]
-        reason = f"server refused the upgrade: {head.status} {head.reasonPhrase}".rstrip()
-        self._fail(
-            Failure(WebSocketHandshakeRejected(head.status, reason, list(head.headers.items()), body))
-        )
+        receiver = factory.wrapWebSocketProtocol(protocol, self._addr)
+        # The protocol gets the first frames (read with the 101) before
+        # whenOpen fires.
+        self._delegate = handOff(self, receiver, self.transport, accepted.trailingData)
+        self._outcome.fire(receiver)
+        factory.handshakeFinished(receiver)
 
     # -- failure -----------------------------------------------------------
 
@@ -229,19 +163,15 @@ class ClientHandshakeProtocol(Protocol):
         if self._outcome.done:
             return
         self._outcome.fire(failure)
-        self.factory._handshakeFinished(failure)
-
-    def _failAndClose(self, e: Exception) -> None:
-        self._fail(Failure(e))
-        self.transport.loseConnection()
+        self.factory.handshakeFinished(failure)
 
     def _timedOut(self) -> None:
         self._timer = None
-        if self._outcome.done and self._rejection is None:
+        if self._outcome.done:
             return
-        if self._rejection is not None:
-            # Enough of the refusal's body: report what arrived.
-            self._finishRejection()
+        if self._handshake.state is ClientState.READING_BODY:
+            # A refusal whose body is slow: report what arrived.
+            self._conclude(self._handshake.connectionLost(), close=False)
         else:
             self._fail(Failure(WebSocketOpenTimeout(self.factory.options.openTimeout)))
         self.transport.abortConnection()
@@ -257,22 +187,3 @@ class ClientHandshakeProtocol(Protocol):
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
-
-
-def _dechunk(data: bytes) -> bytes:
-    """Decode a chunked body as far as it is well-formed (best effort)."""
-    out = bytearray()
-    pos = 0
-    while pos < len(data):
-        end = data.find(b"\r\n", pos)
-        if end == -1:
-            break
-        try:
-            size = int(data[pos:end].split(b";", 1)[0].strip() or b"x", 16)
-        except ValueError:
-            return data if not out else bytes(out)
-        if size == 0:
-            break
-        out += data[end + 2 : end + 2 + size]
-        pos = end + 2 + size + 2
-    return bytes(out)

@@ -24,7 +24,7 @@ from ..core.errors import HandshakeError
 from ..core.http import HeadParser, ResponseHead, formatRequest
 from ..core.options import WebSocketOptions
 from ..core.urls import WebSocketURL
-from ..handoff import switchProtocol
+from ..handoff import handOff
 from .errors import WebSocketProxyError
 from .waiters import Waiters
 
@@ -114,14 +114,8 @@ class _TunnelProtocol(Protocol):
             self.transport.loseConnection()
             return
         nextProtocol = self._nextFactory.buildProtocol(self._addr)
-        transport = self.transport
-        if not switchProtocol(transport, self, nextProtocol):
-            self._next = nextProtocol
-        nextProtocol.makeConnection(transport)
+        self._next = handOff(self, nextProtocol, self.transport, self._parser.rest)
         self._outcome.fire(nextProtocol)
-        rest = self._parser.rest
-        if rest:
-            nextProtocol.dataReceived(rest)
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         if self._next is not None:

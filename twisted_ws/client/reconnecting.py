@@ -11,14 +11,65 @@ from typing import Any
 from twisted.application.internet import ClientService
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import Factory
+from zope.interface import implementer
 
 from ..core.closecodes import CloseCode
 from ..core.urls import WebSocketURL
 from ..protocol import WebSocketProtocol
 from .endpoint import WebSocketClientEndpoint
+from .factory import WebSocketClientFactory
 
 __all__ = ["ReconnectingWebSocketClient"]
+
+
+class _Handover(Factory):
+    """
+    The factory C{ClientService} is given: it hands back the protocol the
+    handshake just built and set up (C{ClientService} makes one attempt at
+    a time), for C{ClientService} to wrap in its proxy.
+    """
+
+    ready: WebSocketProtocol | None = None
+    handed: WebSocketProtocol | None = None
+
+    def buildProtocol(self, addr: Any) -> WebSocketProtocol | None:
+        self.handed, self.ready = self.ready, None
+        return self.handed
+
+
+class _ServiceHandshakeFactory(WebSocketClientFactory):
+    """Hands the open WebSocket to C{ClientService}'s proxy of it."""
+
+    handover: _Handover
+    serviceFactory: Any
+
+    def wrapWebSocketProtocol(self, protocol: WebSocketProtocol, addr: Any) -> Any:
+        self.handover.ready = protocol
+        return self.serviceFactory.buildProtocol(addr)
+
+
+@implementer(IStreamClientEndpoint)
+class _OpeningEndpoint:
+    """
+    The endpoint C{ClientService} connects through.  C{ClientService}
+    wraps what its factory builds in a proxy that tells it of the
+    connection's end, and expects that proxy to see only connections that
+    opened; so our handshake runs first and builds the application's
+    protocol itself, and C{ClientService}'s factory wraps it once open.
+    """
+
+    def __init__(self, endpoint: WebSocketClientEndpoint, protocol: Any, handover: _Handover) -> None:
+        self._endpoint = endpoint
+        self._protocol = protocol
+        self._handover = handover
+
+    def connect(self, serviceFactory: Any) -> Deferred[Any]:
+        factory = self._endpoint.buildFactory(self._protocol, _ServiceHandshakeFactory)
+        factory.handover = self._handover  # type: ignore[attr-defined]
+        factory.serviceFactory = serviceFactory  # type: ignore[attr-defined]
+        return self._endpoint.connectFactory(factory)
 
 
 class ReconnectingWebSocketClient(Service):
@@ -54,35 +105,23 @@ class ReconnectingWebSocketClient(Service):
 
             reactor = defaultReactor
         self.endpoint = WebSocketClientEndpoint(reactor, url, **connectOptions)
-        self._protocol = protocol
         self._prepare = prepareConnection
-        self._built: WebSocketProtocol | None = None
+        self._handover = _Handover()
         self._current: WebSocketProtocol | None = None
         self._service = ClientService(
-            self.endpoint,
-            Factory.forProtocol(self._buildProtocol),
+            _OpeningEndpoint(self.endpoint, protocol, self._handover),
+            self._handover,
             retryPolicy=retryPolicy,
             clock=reactor,
             prepareConnection=self._prepareConnection,
         )
 
-    def _buildProtocol(self) -> WebSocketProtocol:
-        """
-        Build the application's protocol and remember it: C{ClientService}
-        hands C{prepareConnection} a proxy of its own, and this is how we get
-        our protocol back without reaching into the proxy.
-        """
-        self._built = self._protocol()
-        return self._built
-
     def _prepareConnection(self, wrapped: Any) -> Any:
-        # ClientService makes one attempt at a time, so the protocol built
-        # last is the one whose connection just opened.
-        protocol, self._built = self._built, None
-        assert protocol is not None
-        self._current = protocol
+        # ClientService passes its proxy; the protocol inside is the one
+        # the handover just gave it.
+        self._current = self._handover.handed
         if self._prepare is not None:
-            return self._prepare(protocol)
+            return self._prepare(self._current)
         return None
 
     def whenConnected(self, failAfterFailures: int | None = None) -> Deferred[WebSocketProtocol]:
@@ -91,7 +130,7 @@ class ReconnectingWebSocketClient(Service):
         next successful handshake (or a failure after C{failAfterFailures}
         failed attempts).
         """
-        # ClientService.whenConnected fires with the factory's own protocol,
+        # ClientService.whenConnected fires with its factory's own protocol,
         # not its proxy.
         return self._service.whenConnected(failAfterFailures=failAfterFailures)
 
