@@ -1,7 +1,10 @@
 """
-One port for a private TCP protocol, WebSocket and HTTP: the sniffing
-protocol on memory transports, then end to end on loopback with raw
-sockets, the C{websockets} client, treq, TLS and the example program.
+One port for a private TCP protocol, WebSocket and HTTP.
+
+The logic tier runs the sniffing protocol and the example's key-value
+service on memory transports (StringTransport, iosim, TLS in memory BIOs)
+with a Clock.  The interop tier (marked) keeps an C{ssl:} listener with the
+C{websockets} client and the example program as a subprocess.
 """
 
 from __future__ import annotations
@@ -11,29 +14,42 @@ import socket
 import ssl
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
+from twisted.internet.defer import inlineCallbacks
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.ssl import Certificate, PrivateCertificate, optionsForClientTLS
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport, StringTransportWithDisconnection
 from twisted.internet.threads import deferToThread
 from twisted.protocols.basic import LineReceiver
+from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
+from twisted.test import iosim
 from twisted.trial.unittest import TestCase
+from twisted.web.resource import Resource
+from twisted.web.server import Site
+from twisted.web.static import Data
 from websockets.sync.client import connect
 
-from twisted_ws import WebSocketProtocol, WebSocketServerFactory
+from twisted_ws import StreamOverWebSocketFactory, WebSocketServerFactory
 from twisted_ws.core.frames import OP_TEXT
-from twisted_ws.server.portsharing import PortSharingFactory, PortSharingProtocol
 from twisted_ws.server import ServerHandshakeProtocol
-from wshelpers import clientFrame, makeCertificate, serverFrames, splitResponse, upgradeRequest
+from twisted_ws.server.portsharing import PortSharingFactory, PortSharingProtocol
+from wshelpers import (
+    Echo,
+    MemoryPeer,
+    clientFrame,
+    makeCertificate,
+    parseResponse,
+    serverFrames,
+    splitResponse,
+    upgradeRequest,
+)
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "shared_port.py"
 
@@ -79,11 +95,6 @@ class RecorderFactory(Factory):
         p = super().buildProtocol(addr)
         self.built.append(p)
         return p
-
-
-class Echo(WebSocketProtocol):
-    def messageReceived(self, message):
-        self.sendMessage(message)
 
 
 def sharing(**kw):
@@ -252,7 +263,7 @@ def test_startAndStopReachTheTargets():
     assert ws.numPorts == 0 and fallback.numPorts == 0
 
 
-# -- loopback ------------------------------------------------------------------
+# -- the example's service on memory transports ----------------------------------
 
 
 class Greeter(LineReceiver):
@@ -265,16 +276,279 @@ class Greeter(LineReceiver):
         self.sendLine(b"ECHO " + line)
 
 
-def lineClient(port, commands, context=None, barrier=None, readFirst=0):
-    """Send lines, read one answer line each (plus C{readFirst} greeting lines)."""
+def keyValue(clock, store=None, **kw):
+    """The example's service (key-value lines and the same over WebSocket), on C{clock}."""
+    store = store or example.KeyValueFactory()
+    webSocket = StreamOverWebSocketFactory(store, delimiter=b"\r\n", clock=clock, pingInterval=None)
+    return PortSharingFactory(webSocket, store, clock=clock, **kw), store
+
+
+def lines(peer, commands):
+    """Send lines one by one on a MemoryPeer; the answer line to each."""
+    answers = []
+    for command in commands:
+        peer.send(command + b"\r\n")
+        answers.append(peer.received().rstrip(b"\r\n"))
+    return answers
+
+
+def webSocket(peer, path="/"):
+    """Upgrade a MemoryPeer; return a function sending one text message and answering the reply."""
+    peer.send(upgradeRequest(path))
+    head, rest = splitResponse(peer.received())
+    assert head.startswith(b"HTTP/1.1 101 "), head
+    assert rest == b""
+
+    def ask(text):
+        peer.send(clientFrame(OP_TEXT, text.encode()))
+        [(opcode, fin, payload)] = serverFrames(peer.received())
+        assert (opcode, fin) == (OP_TEXT, True)
+        return payload.decode()
+
+    return ask
+
+
+def test_tcpAndWebSocketClientsInterleaved():
+    clock = Clock()
+    factory, store = keyValue(clock)
+    n = 4
+    tcp = [MemoryPeer(factory) for _ in range(n)]
+    ws = [webSocket(MemoryPeer(factory)) for _ in range(n)]
+    for i in range(n):
+        assert lines(tcp[i], [b"SET tcp%d value%d" % (i, i)]) == [b"OK"]
+        assert ws[i](f"SET ws{i} v\u00e9{i}") == "OK"
+    for i in range(n):
+        assert lines(tcp[i], [b"GET tcp%d" % i, b"GET missing", b"BOGUS"]) == [
+            b"value%d" % i, b"NOT_FOUND", b"ERROR unknown command"
+        ]
+        assert [ws[i](c) for c in (f"GET ws{i}", "GET missing")] == [f"v\u00e9{i}", "NOT_FOUND"]
+    # What one kind of client set, the other reads.
+    assert lines(MemoryPeer(factory), [b"GET ws%d" % i for i in range(n)]) == [
+        f"v\u00e9{i}".encode() for i in range(n)
+    ]
+    ask = webSocket(MemoryPeer(factory))
+    assert [ask(f"GET tcp{i}") for i in range(n)] == [f"value{i}" for i in range(n)]
+    assert store.store[b"tcp0"] == b"value0"
+    assert clock.getDelayedCalls() == [], "every sniff timer was cancelled"
+
+
+def test_firstPacketByteByByte():
+    seen: list[int] = []
+
+    class CountingSniffer(PortSharingProtocol):
+        def dataReceived(self, data):
+            if self.routedTo is None:
+                seen.append(len(data))
+            super().dataReceived(data)
+
+    class CountingFactory(PortSharingFactory):
+        def buildProtocol(self, addr):
+            return CountingSniffer(self, addr, detectTLS=False)
+
+    clock = Clock()
+    store = example.KeyValueFactory()
+    store.store[b"key"] = b"value"
+    factory = CountingFactory(
+        StreamOverWebSocketFactory(store, delimiter=b"\r\n", clock=clock, pingInterval=None),
+        store,
+        clock=clock,
+    )
+
+    # "GET key\r" already cannot be HTTP: the "\n" goes to the fallback.
+    private = MemoryPeer(factory)
+    for byte in b"GET key\r\n":
+        private.send(bytes([byte]))
+    assert private.received() == b"value\r\n"
+    assert seen == [1] * 8
+
+    del seen[:]
+    peer = MemoryPeer(factory)
+    request = upgradeRequest("/")
+    for byte in request:
+        peer.send(bytes([byte]))
+    head, _ = splitResponse(peer.received())
+    assert head.startswith(b"HTTP/1.1 101 "), head
+    assert seen == [1] * (request.index(b"\r\n") + 2), "routed once the request line was complete"
+    for byte in clientFrame(OP_TEXT, b"GET key"):
+        peer.send(bytes([byte]))
+    assert serverFrames(peer.received()) == [(OP_TEXT, True, b"value")]
+
+
+def test_serverSpeaksFirstFallbackAfterTheSniffTimeout():
+    clock = Clock()
+    ws = WebSocketServerFactory(Echo, clock=clock, pingInterval=None)
+    factory = PortSharingFactory(ws, Factory.forProtocol(Greeter), sniffTimeout=0.2, clock=clock)
+    silent = MemoryPeer(factory)
+    clock.advance(0.19)
+    assert silent.received() == b""
+    clock.advance(0.01)
+    assert silent.received() == b"HELLO\r\n"
+    assert lines(silent, [b"hi"]) == [b"ECHO hi"]
+    # WebSocket clients on the same port are not held up.
+    assert webSocket(MemoryPeer(factory))("ping") == "ping"
+
+
+def test_clientThatSpeaksFirstIsNotDelayed():
+    # With a sniff timeout far beyond any client's patience, only routing
+    # on the bytes can answer in time: no clock time passes here.
+    clock = Clock()
+    ws = WebSocketServerFactory(Echo, clock=clock, pingInterval=None)
+    factory = PortSharingFactory(ws, Factory.forProtocol(Greeter), sniffTimeout=300, clock=clock)
+    peer = MemoryPeer(factory)
+    peer.send(b"hi\r\n")
+    assert peer.received() == b"HELLO\r\nECHO hi\r\n"
+
+
+def test_ordinaryHTTPGoesToTheSite():
+    clock = Clock()
+    root = Resource()
+    root.putChild(b"page", Data(b"hello from the site", "text/plain"))
+    factory, _ = keyValue(clock, site=Site(root, reactor=clock))
+    peer = MemoryPeer(factory)
+    peer.send(b"GET /page HTTP/1.1\r\nHost: x\r\n\r\n")
+    status, _, body = parseResponse(peer.received())
+    assert (status, body) == (200, b"hello from the site")
+    ask = webSocket(MemoryPeer(factory))
+    assert [ask("SET k v"), ask("GET k")] == ["OK", "v"]
+    assert lines(MemoryPeer(factory), [b"GET k"]) == [b"v"]
+
+
+def test_hugeGarbageFirstLineGoesToTheFallback():
+    size, read = 1 << 20, 65536
+
+    class Counter(Protocol):
+        def connectionMade(self):
+            self.factory.sizes = self.sizes = []
+
+        def dataReceived(self, data):
+            self.sizes.append(len(data))
+
+    clock = Clock()
+    fallback = Factory.forProtocol(Counter)
+    ws = WebSocketServerFactory(Echo, clock=clock, pingInterval=None)
+    factory = PortSharingFactory(ws, fallback, maxRequestLineLength=8192, clock=clock)
+    peer = MemoryPeer(factory)
+    data = b"GET /" + b"a" * (size - 5)
+    for start in range(0, size, read):  # as the reactor reads: 64 KiB at a time
+        peer.send(data[start : start + read])
+    assert sum(fallback.sizes) == size
+    # The sniffer gave up after the line limit plus at most one read.
+    assert fallback.sizes[0] <= 8192 + 2 + read
+
+
+# -- TLS in memory: iosim between Twisted's TLS layers -----------------------------
+
+
+class Collector(Protocol):
+    """A client that keeps what it receives."""
+
+    def __init__(self):
+        self.data = b""
+
+    def dataReceived(self, data):
+        self.data += data
+
+    def take(self) -> bytes:
+        data, self.data = self.data, b""
+        return data
+
+
+class TLSPeer:
+    """
+    A client over iosim, through client-side TLS (trusting C{cert}) when
+    given; Twisted's TLS layers gather small writes until C{clock} ticks.
+    """
+
+    def __init__(self, serverFactory, clock, cert=None):
+        self.clock = clock
+        self.client = Collector()
+        clientProtocol = self.client
+        if cert is not None:
+            creator = optionsForClientTLS("localhost", trustRoot=Certificate.loadPEM(cert.read_bytes()))
+            clientProtocol = TLSMemoryBIOFactory(
+                creator, True, Factory.forProtocol(lambda: self.client), clock=clock
+            ).buildProtocol(None)
+        server = serverFactory.buildProtocol(None)
+        self.pump = iosim.connect(
+            server, iosim.makeFakeServer(server), clientProtocol, iosim.makeFakeClient(clientProtocol), greet=False
+        )
+
+    def flush(self) -> None:
+        """Move bytes both ways until nothing moves after a clock tick."""
+        for _ in range(50):
+            self.clock.advance(0)
+            if not self.pump.pump():
+                return
+        raise AssertionError("the connection never settled")
+
+    def send(self, data: bytes) -> bytes:
+        self.client.transport.write(data)
+        self.flush()
+        return self.client.take()
+
+    def lines(self, commands):
+        return [self.send(c + b"\r\n").rstrip(b"\r\n") for c in commands]
+
+    def webSocket(self):
+        head, rest = splitResponse(self.send(upgradeRequest("/")))
+        assert head.startswith(b"HTTP/1.1 101 "), head
+
+        def ask(text):
+            [(_, _, payload)] = serverFrames(self.send(clientFrame(OP_TEXT, text.encode())))
+            return payload.decode()
+
+        return ask
+
+
+@pytest.fixture
+def certificate(tmp_path):
+    cert, key = makeCertificate(tmp_path)
+    return cert, PrivateCertificate.loadPEM(cert.read_bytes() + key.read_bytes()).options()
+
+
+def test_serverSpeaksFirstUnderTLSCountsFromTheHandshake(certificate):
+    """On a TLS port the sniff timeout starts when the TLS handshake ends."""
+    cert, options = certificate
+    clock = Clock()
+    ws = WebSocketServerFactory(Echo, clock=clock, pingInterval=None)
+    sharing = PortSharingFactory(ws, Factory.forProtocol(Greeter), sniffTimeout=0.2, clock=clock)
+    peer = TLSPeer(TLSMemoryBIOFactory(options, False, sharing, clock=clock), clock, cert)
+    clock.advance(0.15)  # the TLS handshake takes its time
+    peer.flush()
+    assert peer.client.take() == b""
+    clock.advance(0.15)
+    peer.flush()
+    assert peer.client.take() == b"", "the timeout restarted at the handshake's end"
+    clock.advance(0.05)
+    peer.flush()
+    assert peer.client.take() == b"HELLO\r\n"
+    assert peer.lines([b"x"]) == [b"ECHO x"]
+
+
+def test_clientHelloDetection(certificate):
+    """With tlsOptions a plain port also takes TLS clients, for both protocols."""
+    cert, options = certificate
+    clock = Clock()
+    factory, _ = keyValue(clock, tlsOptions=options)
+    plain = TLSPeer(factory, clock).lines([b"SET a plain"])
+    secure = TLSPeer(factory, clock, cert).lines([b"SET b secure", b"GET a"])
+    ws = TLSPeer(factory, clock).webSocket()("GET b")
+    wss = TLSPeer(factory, clock, cert).webSocket()("GET a")
+    again = TLSPeer(factory, clock).lines([b"GET b"])
+    assert (plain, secure, ws, wss, again) == ([b"OK"], [b"OK", b"plain"], "secure", "plain", [b"secure"])
+
+
+# -- the interop tier: an ssl: listener and the example, with websockets ------------
+
+
+def lineClient(port, commands, context=None):
+    """Send lines on a real socket, read one answer line each."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
     try:
         if context is not None:
             sock = context.wrap_socket(sock, server_hostname="localhost")
-        if barrier is not None:
-            barrier.wait()
         reader = sock.makefile("rb")
-        answers = [reader.readline().rstrip(b"\r\n") for _ in range(readFirst)]
+        answers = []
         for command in commands:
             sock.sendall(command + b"\r\n")
             answers.append(reader.readline().rstrip(b"\r\n"))
@@ -298,11 +572,9 @@ def wsTLSContext(cafile):
     return context
 
 
-def wsClient(url, commands, context=None, barrier=None):
+def wsClient(url, commands, context=None):
     kw = {"ssl": context, "server_hostname": "localhost"} if context else {}
     with connect(url, open_timeout=10, **kw) as ws:
-        if barrier is not None:
-            barrier.wait()
         answers = []
         for command in commands:
             ws.send(command)
@@ -310,7 +582,10 @@ def wsClient(url, commands, context=None, barrier=None):
         return answers
 
 
-class LoopbackMixin:
+@pytest.mark.interop
+class SharedPortTests(TestCase):
+    """Real sockets where they are the point: an ssl: listener, the example program."""
+
     timeout = 60
 
     @inlineCallbacks
@@ -323,146 +598,6 @@ class LoopbackMixin:
         directory = Path(self.mktemp())
         directory.mkdir()
         return makeCertificate(directory)
-
-
-class SharedPortTests(LoopbackMixin, TestCase):
-    @inlineCallbacks
-    def test_tcpAndWebSocketClientsAtTheSameTime(self):
-        store = example.KeyValueFactory()
-        port = yield self.listen(example.makeSharedFactory(store))
-        url = f"ws://127.0.0.1:{port}/"
-        n = 4
-        barrier = threading.Barrier(2 * n, timeout=10)
-        clients = []
-        for i in range(n):
-            clients.append(
-                deferToThread(
-                    lineClient,
-                    port,
-                    [b"SET tcp%d value%d" % (i, i), b"GET tcp%d" % i, b"GET missing", b"BOGUS"],
-                    barrier=barrier,
-                )
-            )
-            clients.append(
-                deferToThread(
-                    wsClient, url, [f"SET ws{i} v\u00e9{i}", f"GET ws{i}", "GET missing"], barrier=barrier
-                )
-            )
-        results = yield gatherResults(clients)
-        for i in range(n):
-            assert results[2 * i] == [b"OK", b"value%d" % i, b"NOT_FOUND", b"ERROR unknown command"]
-            assert results[2 * i + 1] == ["OK", f"v\u00e9{i}", "NOT_FOUND"]
-        # What one kind of client set, the other reads.
-        tcpView = yield deferToThread(lineClient, port, [b"GET ws%d" % i for i in range(n)])
-        wsView = yield deferToThread(wsClient, url, [f"GET tcp{i}" for i in range(n)])
-        self.assertEqual(tcpView, [f"v\u00e9{i}".encode() for i in range(n)])
-        self.assertEqual(wsView, [f"value{i}" for i in range(n)])
-        self.assertEqual(store.store[b"tcp0"], b"value0")
-
-    @inlineCallbacks
-    def test_firstPacketByteByByte(self):
-        chunks: list[int] = []
-        arrived = threading.Condition()
-
-        class CountingSniffer(PortSharingProtocol):
-            def dataReceived(self, data):
-                if self.routedTo is None:
-                    with arrived:
-                        chunks.append(len(data))
-                        arrived.notify_all()
-                super().dataReceived(data)
-
-        class CountingFactory(PortSharingFactory):
-            def buildProtocol(self, addr):
-                return CountingSniffer(self, addr, detectTLS=False)
-
-        store = example.KeyValueFactory()
-        store.store[b"key"] = b"value"
-        webSocket = example.StreamOverWebSocketFactory(store, delimiter=b"\r\n")
-        port = yield self.listen(CountingFactory(webSocket, store))
-
-        def trickle(data, sniffed):
-            """Send one byte per segment; wait until the sniffer saw each."""
-            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            del chunks[:]
-            try:
-                for i in range(len(data)):
-                    sock.sendall(data[i : i + 1])
-                    if i < sniffed:
-                        with arrived:
-                            assert arrived.wait_for(lambda: len(chunks) > i, timeout=10)
-            except BaseException:
-                sock.close()
-                raise
-            return sock, list(chunks)
-
-        def private():
-            # "GET key\r" already cannot be HTTP: the "\n" goes to the fallback.
-            sock, seen = trickle(b"GET key\r\n", 8)
-            with sock:
-                return sock.makefile("rb").readline(), seen
-
-        def webSocketUpgrade():
-            request = upgradeRequest("/")
-            firstLine = request.index(b"\r\n") + 2
-            sock, seen = trickle(request, firstLine)
-            with sock:
-                reader = sock.makefile("rb")
-                head = b""
-                while not head.endswith(b"\r\n\r\n") and len(head) < 4096:
-                    head += reader.readline()
-                frame = clientFrame(OP_TEXT, b"GET key")
-                for i in range(len(frame)):
-                    sock.sendall(frame[i : i + 1])
-                answer = reader.read(2 + len(b"value"))
-                return head, answer, seen, firstLine
-
-        line, seen = yield deferToThread(private)
-        self.assertEqual(line, b"value\r\n")
-        self.assertEqual(seen, [1] * 8)
-        head, answer, seen, firstLine = yield deferToThread(webSocketUpgrade)
-        self.assertTrue(head.startswith(b"HTTP/1.1 101 "), head)
-        self.assertEqual(serverFrames(answer), [(OP_TEXT, True, b"value")])
-        self.assertEqual(seen, [1] * firstLine)
-
-    @inlineCallbacks
-    def test_serverSpeaksFirstFallback(self):
-        delay = 0.2
-        ws = WebSocketServerFactory(Echo, pingInterval=None)
-        port = yield self.listen(PortSharingFactory(ws, Factory.forProtocol(Greeter), sniffTimeout=delay))
-
-        def silent():
-            started = time.monotonic()
-            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-            with sock:
-                reader = sock.makefile("rb")
-                greeting = reader.readline()
-                elapsed = time.monotonic() - started
-                sock.sendall(b"hi\r\n")
-                return greeting, elapsed, reader.readline()
-
-        greeting, elapsed, echo = yield deferToThread(silent)
-        self.assertEqual((greeting, echo), (b"HELLO\r\n", b"ECHO hi\r\n"))
-        self.assertGreaterEqual(elapsed, delay * 0.9)
-        # WebSocket clients on the same port are not held up.
-        answers = yield deferToThread(wsClient, f"ws://127.0.0.1:{port}/", ["ping"])
-        self.assertEqual(answers, ["ping"])
-
-    @inlineCallbacks
-    def test_clientThatSpeaksFirstIsNotDelayed(self):
-        # With a sniff timeout far beyond the client's own timeout, only
-        # routing on the bytes can answer in time.
-        ws = WebSocketServerFactory(Echo, pingInterval=None)
-        port = yield self.listen(PortSharingFactory(ws, Factory.forProtocol(Greeter), sniffTimeout=300))
-        def speakFirst():
-            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-                sock.sendall(b"hi\r\n")
-                reader = sock.makefile("rb")
-                return [reader.readline(), reader.readline()]
-
-        answers = yield deferToThread(speakFirst)
-        self.assertEqual(answers, [b"HELLO\r\n", b"ECHO hi\r\n"])
 
     @inlineCallbacks
     def test_tlsOnTheSharedPort(self):
@@ -480,84 +615,6 @@ class SharedPortTests(LoopbackMixin, TestCase):
         self.assertEqual(wss, ["42", "OK"])
         tcp = yield deferToThread(lineClient, port, [b"GET other"], context)
         self.assertEqual(tcp, [b"7"])
-
-    @inlineCallbacks
-    def test_serverSpeaksFirstUnderTLS(self):
-        cert, key = self.certificate()
-        context = ssl.create_default_context(cafile=str(cert))
-        ws = WebSocketServerFactory(Echo, pingInterval=None)
-        port = yield self.listen(
-            PortSharingFactory(ws, Factory.forProtocol(Greeter), sniffTimeout=0.2),
-            f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}",
-        )
-        answers = yield deferToThread(lineClient, port, [b"x"], context, readFirst=1)
-        self.assertEqual(answers, [b"HELLO", b"ECHO x"])
-
-    @inlineCallbacks
-    def test_clientHelloDetection(self):
-        from twisted.internet.ssl import PrivateCertificate
-
-        cert, key = self.certificate()
-        options = PrivateCertificate.loadPEM(cert.read_bytes() + key.read_bytes()).options()
-        context = ssl.create_default_context(cafile=str(cert))
-        port = yield self.listen(example.makeSharedFactory(tlsOptions=options))
-        url = f"127.0.0.1:{port}/"
-        plain = yield deferToThread(lineClient, port, [b"SET a plain"])
-        secure = yield deferToThread(lineClient, port, [b"SET b secure", b"GET a"], context)
-        ws = yield deferToThread(wsClient, "ws://" + url, ["GET b"])
-        wss = yield deferToThread(wsClient, "wss://" + url, ["GET a"], wsTLSContext(cert))
-        again = yield deferToThread(lineClient, port, [b"GET b"])
-        self.assertEqual((plain, secure, ws, wss, again), ([b"OK"], [b"OK", b"plain"], ["secure"], ["plain"], [b"secure"]))
-
-    @inlineCallbacks
-    def test_ordinaryHTTPGoesToTheSite(self):
-        import treq
-        from twisted.web.client import HTTPConnectionPool
-        from twisted.web.resource import Resource
-        from twisted.web.server import Site
-        from twisted.web.static import Data
-
-        root = Resource()
-        root.putChild(b"page", Data(b"hello from the site", "text/plain"))
-        store = example.KeyValueFactory()
-        webSocket = example.StreamOverWebSocketFactory(store, delimiter=b"\r\n")
-        port = yield self.listen(PortSharingFactory(webSocket, store, site=Site(root)))
-        pool = HTTPConnectionPool(reactor, persistent=False)
-        response = yield treq.get(f"http://127.0.0.1:{port}/page", pool=pool)
-        body = yield treq.content(response)
-        self.assertEqual((response.code, body), (200, b"hello from the site"))
-        ws = yield deferToThread(wsClient, f"ws://127.0.0.1:{port}/", ["SET k v", "GET k"])
-        tcp = yield deferToThread(lineClient, port, [b"GET k"])
-        self.assertEqual((ws, tcp), (["OK", "v"], [b"v"]))
-
-    @inlineCallbacks
-    def test_hugeGarbageFirstLineGoesToTheFallback(self):
-        size = 1 << 20
-        done: Deferred[list[int]] = Deferred()
-
-        class Counter(Protocol):
-            def connectionMade(self):
-                self.sizes = []
-
-            def dataReceived(self, data):
-                self.sizes.append(len(data))
-                if sum(self.sizes) >= size and not done.called:
-                    done.callback(self.sizes)
-
-        ws = WebSocketServerFactory(Echo, pingInterval=None)
-        port = yield self.listen(
-            PortSharingFactory(ws, Factory.forProtocol(Counter), maxRequestLineLength=8192)
-        )
-
-        def send():
-            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-                sock.sendall(b"GET /" + b"a" * (size - 5))
-
-        yield deferToThread(send)
-        sizes = yield done
-        self.assertEqual(sum(sizes), size)
-        # The sniffer gave up after the line limit plus at most one read.
-        self.assertLessEqual(sizes[0], 8192 + 2 + 65536)
 
     @inlineCallbacks
     def test_exampleProgram(self):

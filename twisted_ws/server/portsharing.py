@@ -122,7 +122,10 @@ class PortSharingFactory(Factory):
         if tlsOptions is not None:
             from twisted.protocols.tls import TLSMemoryBIOFactory
 
-            self._tlsFactory = TLSMemoryBIOFactory(tlsOptions, False, _InsideTLSFactory(self))
+            # Its writes are gathered and flushed on our clock too.
+            self._tlsFactory = TLSMemoryBIOFactory(
+                tlsOptions, False, _InsideTLSFactory(self), clock=self.clock
+            )
 
     def _targets(self) -> list[Any]:
         out: list[Any] = []
