@@ -85,18 +85,20 @@ def parseRedisURL(url: str) -> RedisURL:
     """
     try:
         parts = urlsplit(url)
+        shown = repr(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]).geturl()
+                     if "@" in parts.netloc else url)
         port = parts.port
     except ValueError as e:
-        raise ValueError(f"bad Redis URL {url!r}: {e}") from None
+        raise ValueError(f"bad Redis URL: {e}") from None
     if parts.scheme not in ("redis", "rediss"):
-        raise ValueError(f"bad Redis URL {url!r}: use redis:// or rediss://")
+        raise ValueError(f"bad Redis URL {shown}: use redis:// or rediss://")
     if not parts.hostname:
-        raise ValueError(f"bad Redis URL {url!r}: no host")
+        raise ValueError(f"bad Redis URL {shown}: no host")
     if parts.query or parts.fragment:
-        raise ValueError(f"bad Redis URL {url!r}: query and fragment are not supported")
+        raise ValueError(f"bad Redis URL {shown}: query and fragment are not supported")
     path = parts.path.strip("/")
     if path and not (path.isdigit() and path.isascii()):
-        raise ValueError(f"bad Redis URL {url!r}: the path is a database number, as in /0")
+        raise ValueError(f"bad Redis URL {shown}: the path is a database number, as in /0")
     return RedisURL(
         host=parts.hostname,
         port=port if port is not None else 6379,

@@ -165,6 +165,11 @@ class Options(usage.Options):
         ["max-queue-messages", None, 1000,
          "Broadcast mode: most messages waiting for one slow client before it is "
          "closed with 1008.", _positiveInt],
+        ["redis", None, None,
+         "Broadcast mode: share the rooms with every server using this Redis (pub/sub): "
+         "redis://[[user]:password@]host[:port][/db], or rediss:// for TLS (verified)."],
+        ["redis-prefix", None, "twisted_ws:room:",
+         "With --redis: the Redis channel of a room is this prefix and the room's name."],
         ["max-connections", None, None,
          "Most open WebSocket connections; more are refused with 503 [default: no limit]", _intOrOff],
         ["workers", None, 1,
@@ -290,6 +295,8 @@ class Options(usage.Options):
                 raise usage.UsageError(f"--target {self['target']!r}: {e}") from None
         elif self["target"] is not None:
             raise usage.UsageError("--target is only used with --mode bridge")
+        if self["redis"] is not None and mode != "broadcast":
+            raise usage.UsageError("--redis is only used with --mode broadcast")
 
 
 class _ParsingOnly:

@@ -245,7 +245,11 @@ def makeService(
         from ..apps.broadcast import BroadcastHub, BroadcastProtocol
 
         protocol = BroadcastProtocol
-        hub = BroadcastHub(options["max-queue-bytes"], options["max-queue-messages"])
+        bus = None
+        if options.get("redis") is not None:
+            bus = _redisBus(options["redis"], options["redis-prefix"], reactor)
+            bus.setServiceParent(top)  # connects when the service starts
+        hub = BroadcastHub(options["max-queue-bytes"], options["max-queue-messages"], bus=bus)
     elif mode == "bridge":
         from ..apps.bridge import BridgeProtocol
 
@@ -306,6 +310,16 @@ def makeService(
         "twisted_ws {mode} service on {listen}", mode=mode, listen=", ".join(options["listen"])
     )
     return top
+
+
+def _redisBus(url: str, prefix: str, reactor: Any) -> Any:
+    """The bus of C{--redis}; a bad URL or a missing txredisapi is a StartupError."""
+    try:
+        from ..apps.redisbus import RedisBus
+
+        return RedisBus(url, prefix, reactor=reactor)
+    except (ImportError, ValueError) as e:
+        raise StartupError(f"twisted_ws: --redis: {e}") from None
 
 
 def makeTwistdService(options: Options) -> Any:
