@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from twisted_ws.core.closecodes import CloseCode
 from twisted_ws.core.errors import ProtocolError
-from twisted_ws.core.connection import WebSocketConnection
+from twisted_ws.core.connection import State, WebSocketConnection
 from twisted_ws.core.frames import (
     OP_BINARY,
     OP_CLOSE,
@@ -326,17 +326,17 @@ def test_pongCallsWatcherThenHandler():
 def test_peerClose():
     e = Endpoint()
     e.recv(e.frame(OP_CLOSE, b"\x03\xe8bye"))
-    assert e.conn.closeReceived == (1000, "bye")
+    assert e.conn.peerClose == (1000, "bye")
     assert e.sentFrames() == [(OP_CLOSE, True, 0, b"\x03\xe8")]
     assert e.conn.closeHandshakeDone
-    assert e.conn.closing
+    assert e.conn.state is State.CLOSING
     assert e.events == [("close", 1000, "bye")]
 
 
 def test_peerEmptyClose():
     e = Endpoint()
     e.recv(e.frame(OP_CLOSE, b""))
-    assert e.conn.closeReceived == (1005, "")
+    assert e.conn.peerClose == (1005, "")
     assert e.sentCloseCodes() == [1000]
     assert e.events == [("close", 1005, "")]
 
@@ -349,14 +349,14 @@ def _checkPeerCloseCode(code):
     e = Endpoint()
     e.recv(e.frame(OP_CLOSE, code.to_bytes(2, "big") + b"why"))
     if _validCode(code):
-        assert e.conn.closeReceived == (code, "why")
+        assert e.conn.peerClose == (code, "why")
         assert e.sentCloseCodes() == [code]
         assert e.events == [("close", code, "why")]
         assert e.conn.failure is None
     else:
         assert e.sentCloseCodes() == [1002], code
         assert e.conn.failure.code == 1002
-        assert e.conn.closeReceived is not None
+        assert e.conn.peerClose is not None
         assert e.conn.closeHandshakeDone
 
 
@@ -407,7 +407,7 @@ def test_afterOurCloseDataIgnored():
     # A second Close is ignored.
     e.recv(e.frame(OP_CLOSE, b"\x03\xe9"))
     assert e.events == [("close", 1000, "")]
-    assert e.conn.closeReceived == (1000, "")
+    assert e.conn.peerClose == (1000, "")
     assert len(e.written) == n
 
 
@@ -434,7 +434,7 @@ def test_closeRejectsUnsendableCode():
     e = Endpoint()
     with pytest.raises(ValueError):
         e.conn.close(1005)
-    assert not e.conn.closing
+    assert e.conn.state is State.OPEN
     assert e.written == []
 
 
@@ -458,7 +458,7 @@ def test_fail():
     assert len(e.written) == n
     assert e.events == []
     e.recv(e.frame(OP_CLOSE, b"\x03\xe8"))
-    assert e.conn.closeReceived == (1000, "")
+    assert e.conn.peerClose == (1000, "")
     assert e.conn.closeHandshakeDone
     assert len(e.written) == n
 
@@ -484,14 +484,14 @@ def test_utf8FailureThenParserErrorThenPeerCloseInSameRead():
         e.frame(OP_CLOSE, b"\x03\xe8"),
     )
     assert e.sentCloseCodes() == [1007]
-    assert e.conn.closeReceived == (1000, "")
+    assert e.conn.peerClose == (1000, "")
 
 
 def test_malformedPeerCloseStillEndsItsSide():
     e = Endpoint()
     e.recv(buildFrameHeader(OP_CLOSE, 126, maskKey=b"abcd") + b"\x00" * 126)
     assert e.sentCloseCodes() == [1002]
-    assert e.conn.closeReceived is not None
+    assert e.conn.peerClose is not None
     assert e.conn.closeHandshakeDone
 
 
@@ -703,7 +703,7 @@ def test_closeWhileQueuedSendsCloseAfterData():
     e.conn.pauseWriting()
     e.conn.sendMessage(b"a" * 25)
     assert e.conn.close(1001, "bye")
-    assert e.conn.closing
+    assert e.conn.state is State.CLOSING
     assert e.conn.closeSent is None
     assert e.written == []
     assert e.conn.sendMessage(b"dropped") is False

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from twisted_ws.core.closecodes import isValidWireCode
-from twisted_ws.core.connection import WebSocketConnection
+from twisted_ws.core.connection import State, WebSocketConnection
 from twisted_ws.core.frames import OP_CLOSE, WHOLE, FrameParser
 from twisted_ws.core.masking import mask
 
@@ -97,7 +97,7 @@ def run(stream: bytes, cuts, streaming=False, maxMessageSize=1 << 20):
         conn.receiveData(chunk)
     conn.receiveData(b"")
     if write.closeWritten:
-        assert conn.closing and conn.closeSent is not None
+        assert conn.state is State.CLOSING and conn.closeSent is not None
     if conn.failure is not None:
         assert write.closeWritten
     return conn, write
@@ -228,5 +228,5 @@ def test_localActionsInterleaved(frames, cuts, action):
     conn.resumeWriting()
     conn.sendMessage(b"end")
     conn.receiveData(b"")
-    if conn.closing:
+    if conn.state is State.CLOSING:
         assert conn.closeSent is not None or conn._queue

@@ -223,7 +223,7 @@ class TCPTests(LoopbackMixin, TestCase):
         transport = server.transport
         buffered = len(transport.dataBuffer) + sum(map(len, transport._tempDataBuffer))
         self.assertLess(sent, limit, "the client's sends should block")
-        self.assertTrue(server._readPaused, "reading from the slow client is paused")
+        self.assertTrue(server._readGate.outputBlocked, "reading from the slow client is paused")
         self.assertLess(buffered, 4 << 20, f"server buffers {buffered} bytes")
         sock.close()
         yield server.closed
@@ -242,7 +242,7 @@ class TCPTests(LoopbackMixin, TestCase):
         sock, rest = yield self.rawUpgrade()
         _, out = yield self.sendUntilBlocked(sock, clientFrame(0x2, b"y" * 65536))
         server = Echo.instances[0]
-        self.assertTrue(server._readPaused, "the server's send buffer is full")
+        self.assertTrue(server._readGate.outputBlocked, "the server's send buffer is full")
         sock.setblocking(True)
         sock.settimeout(20)
 

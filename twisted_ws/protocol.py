@@ -13,6 +13,7 @@ L{close}), producer/consumer flow control and C{TCP_NODELAY}.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -25,10 +26,11 @@ from zope.interface import implementer
 
 from .clock import defaultClock
 from .core.closecodes import CloseCode, CloseInfo
-from .core.connection import WebSocketConnection
+from .core.connection import State, WebSocketConnection
 from .core.options import WebSocketOptions
 from .errors import ConnectionClosed
 from .observer import Traffic
+from .readgate import ReadGate
 from .transport import setNoDelay, transportBacklog
 from .writer import MessageWriter
 
@@ -105,12 +107,7 @@ class WebSocketProtocol(Protocol):
     _producerStreaming = True
     _producerPaused = False
     _pullCall: IDelayedCall | None = None
-    _readPaused = False  # flow control: our output is backed up
-    _readHeld = False  # the application asked (pauseReading)
-    _readingStopped = False  # what we last told the transport
-    _droppingTcp = False
-    _aborted = False
-    _closeStartedByPeer: bool | None = None
+    _readGate: ReadGate | None = None
     _writer: MessageWriter | None = None
 
     # -- connection set-up and tear-down ----------------------------------
@@ -126,7 +123,7 @@ class WebSocketProtocol(Protocol):
             self.options = options
         if self.clock is None:
             self.clock = getattr(self.factory, "clock", None) or defaultClock()
-        self._conn = WebSocketConnection(
+        conn = self._conn = WebSocketConnection(
             self,
             transport.write,
             isClient=self.isClient,
@@ -136,7 +133,11 @@ class WebSocketProtocol(Protocol):
             extensions=self.extensions,
             streaming=self.streamMessages,
         )
-        self._conn.pongWatcher = self._matchPong
+        # The core says when the close starts and when TCP should close.
+        conn.pongWatcher, conn.closeStarted, conn.closeTransport = (
+            self._matchPong, self._closeStarted, self._closeTransport
+        )  # fmt: skip
+        self._readGate = ReadGate(transport)
         setNoDelay(transport)
         transport.registerProducer(self, True)
         if options.pingInterval:
@@ -159,8 +160,6 @@ class WebSocketProtocol(Protocol):
             # (internal error) instead of dropping it without a Close.
             _log.failure("Unhandled error in WebSocket protocol {protocol!r}", protocol=self)
             conn.fail(CloseCode.INTERNAL_ERROR, "internal error")  # type: ignore[union-attr]
-        if conn.closing:  # type: ignore[union-attr]
-            self._closeProgressed()
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self.connected = False
@@ -173,25 +172,8 @@ class WebSocketProtocol(Protocol):
         if conn is None:
             info = CloseInfo(CloseCode.ABNORMAL_CLOSURE, "", False, True)
         else:
-            received = conn.closeReceived
-            sent = conn.closeSent
-            if received is not None:
-                code, text = received
-            else:
-                code, text = CloseCode.ABNORMAL_CLOSURE, ""
-            byPeer = self._closeStartedByPeer
-            if byPeer is None:
-                byPeer = sent is None
-            info = CloseInfo(
-                code,
-                text,
-                conn.closeHandshakeDone and not self._aborted,
-                byPeer,
-                sentCode=sent[0] if sent else None,
-                sentReason=sent[1] if sent else "",
-                receivedCode=received[0] if received else None,
-                receivedReason=received[1] if received else "",
-            )
+            self._readGate.detach()  # type: ignore[union-attr]
+            info = conn.connectionLost()  # the core says how it ended
         self.closeInfo = info
         producer = self._producer
         if producer is not None:
@@ -249,15 +231,18 @@ class WebSocketProtocol(Protocol):
     # -- actions -----------------------------------------------------------
 
     def sendMessage(
-        self, message: str | bytes, isBinary: bool | None = None, compress: bool | None = None
-    ) -> None:
+        self, message: str | bytes, isText: bool | None = None, compress: bool | None = None,
+        *, isBinary: bool | None = None,
+    ) -> None:  # fmt: skip
         """
         Send a message: C{str} as text, C{bytes} (or any buffer) as binary.
 
         Large messages go out as fragments of C{options.fragmentSize} while
         the transport takes them.  After L{close} (or the peer's Close),
         messages are silently dropped, as writes after C{loseConnection}.
-        C{isBinary=True} sends a C{str} as binary (UTF-8 encoded).
+        C{isText=False} sends a C{str} as binary (UTF-8 encoded),
+        C{isText=True} bytes as text.  (C{isBinary=} is the deprecated
+        spelling of C{isText=not isBinary}.)
         With permessage-deflate negotiated, C{compress=False} sends this
         message uncompressed (for already-compressed data such as images)
         and C{compress=True} compresses it even below the threshold.
@@ -267,10 +252,13 @@ class WebSocketProtocol(Protocol):
             raise RuntimeError("the WebSocket is not open yet")
         if self._writer is not None:
             raise RuntimeError("a streamed message is being sent; finish it first")
-        if isBinary is None:
-            conn.sendMessage(message, None, compress)
-        else:
-            conn.sendMessage(message, not isBinary, compress)
+        if isBinary is not None:
+            warnings.warn(
+                "sendMessage(isBinary=) is deprecated; use isText=", DeprecationWarning, stacklevel=2
+            )
+            if isText is None:
+                isText = not isBinary
+        conn.sendMessage(message, isText, compress)
 
     def sendFramedMessage(self, frame: bytes) -> None:
         """
@@ -305,7 +293,7 @@ class WebSocketProtocol(Protocol):
         RFC 6455 §5.5.3), or fails with L{ConnectionClosed}.
         """
         conn = self._conn
-        if conn is None or conn.closing:
+        if conn is None:
             return fail(ConnectionClosed(self.closeInfo))
         if self._pings is None:
             self._pings = {}
@@ -315,7 +303,8 @@ class WebSocketProtocol(Protocol):
                 payload = os.urandom(4)
         elif payload in self._pings:
             raise ValueError("a ping with this payload is already waiting for its pong")
-        conn.ping(payload)
+        if not conn.ping(payload):
+            return fail(ConnectionClosed(self.closeInfo))
         d: Deferred[float] = Deferred()
         self._pings[payload] = (d, self.clock.seconds())  # type: ignore[union-attr]
         return d
@@ -326,13 +315,10 @@ class WebSocketProtocol(Protocol):
         Deferred fires with a L{CloseInfo} once the TCP connection is gone.
         """
         d = self.whenClosed()
-        conn = self._conn
-        if conn is None:
+        if self._conn is None:
             self.transport.loseConnection()
-            return d
-        if conn.close(code, reason) and self._closeStartedByPeer is None:
-            self._closeStartedByPeer = False
-        self._closeProgressed()
+        else:
+            self._conn.close(code, reason)  # the core calls _closeStarted
         return d
 
     def whenClosed(self) -> Deferred[CloseInfo]:
@@ -347,7 +333,8 @@ class WebSocketProtocol(Protocol):
 
     def abortConnection(self) -> None:
         """Drop the TCP connection now, without a close handshake."""
-        self._aborted = True
+        if self._conn is not None:
+            self._conn.abort()
         self.transport.abortConnection()
 
     @property
@@ -374,33 +361,38 @@ class WebSocketProtocol(Protocol):
 
     # -- close handshake machinery -------------------------------------------
 
-    def _closeProgressed(self) -> None:
+    def _closeStarted(self) -> None:
         """
-        React to the close handshake's progress: arm the close timeout,
-        start reading again (the peer's Close must get through), and drop
-        the TCP connection when both Close frames have crossed.
+        The core left OPEN: keepalives stop, the close timeout starts, and
+        reading goes on whatever flow control says, so the peer's Close
+        gets through.
         """
-        conn = self._conn
-        if conn is None or not self.connected:
+        if not self.connected:
             return
-        if self._closeStartedByPeer is None:
-            self._closeStartedByPeer = conn.closeReceived is not None and conn.failure is None
-        if self._closeTimer is None:
-            self._stopKeepalive()
-            timeout = self.options.closeTimeout  # type: ignore[union-attr]
-            if timeout is not None:
-                self._closeTimer = self.clock.callLater(timeout, self._closeTimedOut)  # type: ignore[union-attr]
-            self._updateReading()  # the peer's Close must get through
-        if conn.closeHandshakeDone and not self.isClient:
-            # RFC 6455 §7.1.1: the server closes the TCP connection first.
+        self._stopKeepalive()
+        self._armCloseTimer(self._closeTimedOut)
+        self._readGate.setClosing()  # type: ignore[union-attr]
+
+    def _closeTransport(self, now: bool) -> None:
+        """
+        The close handshake is over.  A server drops TCP now; a client
+        gives the server closeTimeout to do it first (RFC 6455 §7.1.1).
+        """
+        if not self.connected:
+            return
+        if now:
             self._dropTcp()
+        else:
+            self._armCloseTimer(self._serverKeptTcpOpen)
+
+    def _armCloseTimer(self, then: Any) -> None:
+        timer = self._closeTimer
+        if timer is not None and timer.active():
+            timer.cancel()
+        timeout = self.options.closeTimeout  # type: ignore[union-attr]
+        self._closeTimer = None if timeout is None else self.clock.callLater(timeout, then)  # type: ignore[union-attr]
 
     def _dropTcp(self) -> None:
-        if self._droppingTcp:
-            return
-        self._droppingTcp = True
-        if self._conn is not None:
-            self._conn.flushPending()
         # A registered producer would hold loseConnection() up: unregister
         # first.  TCP closes once the transport's buffer drains, and no
         # resumeProducing will tell us it did: the write deadline runs from
@@ -410,15 +402,12 @@ class WebSocketProtocol(Protocol):
         self._armWriteDeadline()
         self.transport.loseConnection()
 
+    def _serverKeptTcpOpen(self) -> None:
+        self._dropTcp()
+        self._armCloseTimer(self._closeTimedOut)
+
     def _closeTimedOut(self) -> None:
         self._closeTimer = None
-        conn = self._conn
-        if self.isClient and conn is not None and conn.closeHandshakeDone and not self._droppingTcp:
-            # The server should have closed TCP by now; do it ourselves.
-            self._dropTcp()
-            timeout = self.options.closeTimeout  # type: ignore[union-attr]
-            self._closeTimer = self.clock.callLater(timeout, self._closeTimedOut)  # type: ignore[union-attr]
-            return
         _log.debug("WebSocket close timed out; aborting {peer}", peer=self._peer())
         self.abortConnection()
 
@@ -456,12 +445,11 @@ class WebSocketProtocol(Protocol):
     def _sendKeepalive(self) -> None:
         self._pingTimer = None
         conn = self._conn
-        if conn is None or conn.closing:
+        payload = os.urandom(4)
+        if conn is None or not conn.ping(payload):
             return
         options = self.options
-        payload = os.urandom(4)
         self._keepalivePayload = payload
-        conn.ping(payload)
         if options.pingTimeout:  # type: ignore[union-attr]
             self._pongTimer = self.clock.callLater(options.pingTimeout, self._keepaliveTimedOut)  # type: ignore[union-attr]
         self._pingTimer = self.clock.callLater(options.pingInterval, self._sendKeepalive)  # type: ignore[union-attr]
@@ -469,11 +457,8 @@ class WebSocketProtocol(Protocol):
     def _keepaliveTimedOut(self) -> None:
         self._pongTimer = None
         _log.info("WebSocket keepalive timed out: {peer}", peer=self._peer())
-        conn = self._conn
-        if conn is not None and not conn.closing:
-            conn.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
-            self._closeStartedByPeer = False
-            self._closeProgressed()
+        if self._conn is not None:
+            self._conn.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
 
     def _stopKeepalive(self) -> None:
         for name in ("_pingTimer", "_pongTimer"):
@@ -512,23 +497,13 @@ class WebSocketProtocol(Protocol):
         while the peer does not read our output; once closing, reading goes
         on regardless so the peer's Close gets through.
         """
-        self._readHeld = True
-        self._updateReading()
+        if self._readGate is not None:
+            self._readGate.setAppPaused(True)
 
     def resumeReading(self) -> None:
         """Undo L{pauseReading}."""
-        self._readHeld = False
-        self._updateReading()
-
-    def _updateReading(self) -> None:
-        conn = self._conn
-        stop = (self._readPaused or self._readHeld) and not (conn is not None and conn.closing)
-        if stop != self._readingStopped and self.connected:
-            self._readingStopped = stop
-            if stop:
-                self.transport.pauseProducing()
-            else:
-                self.transport.resumeProducing()
+        if self._readGate is not None:
+            self._readGate.setAppPaused(False)
 
     # -- flow control: producer towards the transport -------------------------
 
@@ -541,8 +516,7 @@ class WebSocketProtocol(Protocol):
         conn = self._conn
         if conn is not None:
             conn.pauseWriting()
-            self._readPaused = True
-            self._updateReading()
+            self._readGate.setOutputBlocked(True)  # type: ignore[union-attr]
             if self._writeTimer is None:
                 self._armWriteDeadline()
         if self._producer is not None and self._producerStreaming and not self._producerPaused:
@@ -560,11 +534,9 @@ class WebSocketProtocol(Protocol):
                 self._writeTimer = None
                 if timer.active():
                     timer.cancel()
-            conn.resumeWriting()
-            if conn.paused:
-                return
-        self._readPaused = False
-        self._updateReading()
+            if not conn.resumeWriting():
+                return  # what waited filled the transport again
+            self._readGate.setOutputBlocked(False)  # type: ignore[union-attr]
         if self._producer is not None:
             if self._producerStreaming:
                 if self._producerPaused:
@@ -593,9 +565,9 @@ class WebSocketProtocol(Protocol):
         self._producer = producer
         self._producerStreaming = streaming
         self._producerPaused = False
-        conn = self._conn
+        gate = self._readGate
         if streaming:
-            if conn is not None and conn.paused:
+            if gate is not None and gate.outputBlocked:
                 self._producerPaused = True
                 producer.pauseProducing()
         else:
@@ -616,9 +588,10 @@ class WebSocketProtocol(Protocol):
         self._pullCall = None
         producer = self._producer
         conn = self._conn
-        if producer is None or self._producerStreaming or conn is None or conn.closing:
+        if producer is None or self._producerStreaming or conn is None or conn.state is not State.OPEN:
             return
-        if not conn.paused:
+        gate = self._readGate
+        if not gate.outputBlocked:  # type: ignore[union-attr]
             producer.resumeProducing()
-            if self._producer is producer and not conn.paused:
+            if self._producer is producer and not gate.outputBlocked:  # type: ignore[union-attr]
                 self._schedulePull()

@@ -40,6 +40,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ..core.closecodes import CloseCode
+from ..core.connection import State
 from ..protocol import WebSocketProtocol
 from ..client.tls import VerifyingClientTLSOptions, loadClientCertificate, loadTrustRoot
 
@@ -126,7 +127,7 @@ class BridgeProtocol(WebSocketProtocol):
 
     def _applyHolds(self) -> None:
         conn = self._conn
-        if self._holds and self.connected and conn is not None and not conn.closing:
+        if self._holds and self.connected and conn is not None and conn.state is State.OPEN:
             self.pauseReading()
         else:
             self.resumeReading()
@@ -161,7 +162,7 @@ class BridgeProtocol(WebSocketProtocol):
     def backendConnected(self, backend: BackendProtocol) -> None:
         """The backend accepted: send what waited, then relay both ways."""
         self._connecting = None
-        if not self.connected or self._conn is None or self._conn.closing:
+        if not self.connected or self._conn is None or self._conn.state is not State.OPEN:
             backend.transport.loseConnection()
             return
         self.backend = backend

@@ -245,7 +245,7 @@ class StreamOverWebSocketProtocol(WebSocketProtocol):
     def _sendChunk(self, data: bytes, final: bool) -> bool:
         """Send one message; C{False} if the connection had to be failed."""
         if self.binary:
-            self.sendMessage(data, isBinary=True)
+            self.sendMessage(data, isText=False)
             return True
         try:
             if final:

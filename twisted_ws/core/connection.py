@@ -4,13 +4,17 @@ The state machine of an open WebSocket connection, free of any I/O.
 L{WebSocketConnection} turns received bytes into calls on a handler (whole
 messages, or pieces of them when streaming; pings, pongs, Close) and turns
 the application's sends into bytes given to a C{write} callable.  It owns the
-RFC 6455 rules above the frame level: reassembly of fragmented messages,
-fail-fast UTF-8 checks, control frames interleaved in fragmented messages,
-the close handshake, and failing the connection with the right close code.
+RFC 6455 rules above the frame level: reassembly (L{MessageAssembler}),
+control frames between fragments, the close handshake, and failing the
+connection with the right close code.
 
-It knows nothing of sockets, timers or Deferreds: the Twisted layer feeds it,
-watches its C{closing} / C{closeReceived} state after each call, and decides
-when to drop the TCP connection.  That keeps it testable without a reactor.
+It knows nothing of sockets, timers or Deferreds, which keeps it testable
+without a reactor.  It owns the connection's lifecycle: one L{State}, and two
+callbacks that tell the Twisted layer what to do about it -- C{closeStarted}
+(start the close timeout, keep reading) and C{closeTransport(now)} (the close
+handshake is over: the server closes TCP now, the client waits for the
+server to, RFC 6455 §7.1.1).  When the transport is gone, L{connectionLost}
+says how the connection ended.
 
 Outgoing data messages larger than C{fragmentSize} are cut into fragments
 and written while the transport accepts data: when the Twisted layer calls
@@ -23,34 +27,51 @@ cannot make anything grow.
 
 from __future__ import annotations
 
+import enum
 import os
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Protocol as _TypingProtocol
 
-from .closecodes import CloseCode, buildClosePayload, parseClosePayload
+from .closecodes import CloseCode, CloseInfo, buildClosePayload, parseClosePayload
 from .errors import ProtocolError
-from .extensions import Extension, MessageDecoder
+from .assembly import MessageAssembler
+from .extensions import Extension
 from .frames import (
-    END,
     OP_BINARY,
     OP_CLOSE,
     OP_CONTINUATION,
     OP_PING,
     OP_PONG,
     OP_TEXT,
-    START,
     WHOLE,
     FrameParser,
     buildFrameHeader,
 )
 from .masking import mask
-from .utf8 import Utf8Decoder
 
 #: The queue's mark for a message framed by the caller (see sendFramedMessage).
 _FRAMED = -1
 
-__all__ = ["ConnectionHandler", "WebSocketConnection"]
+__all__ = ["ConnectionHandler", "State", "WebSocketConnection"]
+
+
+class State(enum.Enum):
+    """
+    Where an open WebSocket is in its life.  (Connecting is the opening
+    handshake's business: see L{twisted_ws.core.handshake}.)
+    """
+
+    #: Messages flow both ways.
+    OPEN = "open"
+    #: A Close was sent or received, or this side failed the connection:
+    #: only the close handshake goes on.
+    CLOSING = "closing"
+    #: The transport is gone (L{WebSocketConnection.connectionLost}).
+    CLOSED = "closed"
+
+
+OPEN, CLOSING, CLOSED = State.OPEN, State.CLOSING, State.CLOSED
 
 
 class ConnectionHandler(_TypingProtocol):
@@ -77,10 +98,10 @@ class WebSocketConnection:
     """
     One endpoint of an open WebSocket connection.
 
-    @ivar closing: C{True} once a Close has been asked for (ours, queued or
-        sent, or the reply to the peer's).
+    @ivar state: the L{State}: C{CLOSING} from the moment a Close is asked
+        for (ours, queued or sent, or the reply to the peer's).
     @ivar closeSent: C{(code, reason)} of the Close frame written, or C{None}.
-    @ivar closeReceived: C{(code, reason)} of the peer's Close frame, or
+    @ivar peerClose: C{(code, reason)} of the peer's Close frame, or
         C{None}; code 1005 when the frame had no code.
     @ivar failure: the L{ProtocolError} for which this side failed the
         connection, or C{None}.
@@ -88,38 +109,18 @@ class WebSocketConnection:
     """
 
     __slots__ = (
-        "handler",
-        "pongWatcher",
-        "isClient",
-        "maxMessageSize",
-        "fragmentSize",
-        "streaming",
-        "closing",
-        "closeSent",
-        "closeReceived",
-        "failure",
-        "paused",
-        "_write",
-        "_parser",
-        "_extensions",
-        "_queue",
-        "_queuedBytes",
-        "_pendingPong",
-        "_sendingStream",
-        "_maskKey",
-        "_msgText",
-        "_msgDecoder",
-        "_msgUtf8",
-        "_msgChunks",
-        "_msgSize",
-        "_parserErrorSeen",
-        "_batch",
-        "_batchSize",
-        "bytesReceived",
-        "bytesSent",
-        "messagesReceived",
-        "messagesSent",
-    )
+        # configuration and callbacks
+        "handler", "pongWatcher", "closeStarted", "closeTransport",
+        "isClient", "maxMessageSize", "fragmentSize", "streaming",
+        "_write", "_parser", "_extensions", "_maskKey", "_assembler",
+        # lifecycle
+        "state", "closeSent", "peerClose", "failure", "_startedByPeer", "_aborted", "_told",
+        # sending and flow control
+        "paused", "_queue", "_queuedBytes", "_pendingPong", "_sendingStream",
+        "_parserErrorSeen", "_batch", "_batchSize",
+        # traffic
+        "bytesReceived", "bytesSent", "messagesReceived", "messagesSent",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -152,11 +153,23 @@ class WebSocketConnection:
             maxFragments=maxFragments,
             allowedRsv=allowedRsv,
         )
-        self.closing = False
+        self.state = OPEN
+        #: Called once when the state leaves OPEN (by a Close either way,
+        #: or a failure): the Twisted layer starts its close timeout.
+        self.closeStarted: Callable[[], object] | None = None
+        #: Called once when the close handshake is over, with C{now}: C{True}
+        #: on a server (close TCP now), C{False} on a client (the server
+        #: closes TCP first; close it yourself only after a timeout).
+        self.closeTransport: Callable[[bool], object] | None = None
         self.closeSent: tuple[int | None, str] | None = None
-        self.closeReceived: tuple[int, str] | None = None
+        self.peerClose: tuple[int, str] | None = None
         self.failure: ProtocolError | None = None
         self.paused = False
+        self._startedByPeer = False
+        self._aborted = False
+        # What the callbacks have been told: 0 nothing, 1 closeStarted,
+        # 2 closeTransport too.
+        self._told = 0
         # Created when something must wait (most connections never queue).
         self._queue: deque[list] | None = None
         self._queuedBytes = 0
@@ -164,11 +177,7 @@ class WebSocketConnection:
         self._pendingPong: bytes | None = None
         self._sendingStream = False
         self._maskKey = maskKey
-        self._msgText = False
-        self._msgDecoder: MessageDecoder | None = None
-        self._msgUtf8: Utf8Decoder | None = None
-        self._msgChunks: list | None = None
-        self._msgSize = 0
+        self._assembler = MessageAssembler(self._extensions, maxMessageSize, streaming)
         self._parserErrorSeen = False
         self._batch: list[bytes] | None = None
         self._batchSize = 0
@@ -197,6 +206,8 @@ class WebSocketConnection:
             self._receive(data)
         finally:
             self.flushPending()
+            if self.state is not OPEN:
+                self._progress()
 
     def flushPending(self) -> None:
         """Write what L{receiveData} has gathered so far, now."""
@@ -227,7 +238,7 @@ class WebSocketConnection:
         handler = self.handler
         streaming = self.streaming
         for opcode, fin, rsv, payload, part in parser.feed(data):
-            if self.closing:
+            if self.state is not OPEN:
                 # After our Close only the peer's Close matters (RFC 6455 §5.5.1).
                 if opcode == OP_CLOSE:
                     self._closeFrameReceived(payload)
@@ -250,7 +261,8 @@ class WebSocketConnection:
                 self._controlFrameReceived(opcode, payload)
             else:
                 try:
-                    self._dataPieceReceived(opcode, fin, rsv, payload, part)
+                    if self._assembler.add(handler, opcode, fin, rsv, payload, part):
+                        self.messagesReceived += 1
                 except ProtocolError as e:
                     self.fail(e.code, e.reason)
                 except UnicodeDecodeError:
@@ -258,72 +270,17 @@ class WebSocketConnection:
         if parser.error is not None and self._parserErrorSeen is False:
             self._parserErrorSeen = True
             error = parser.error
-            if parser.errorOpcode == OP_CLOSE and self.closeReceived is None:
+            if parser.errorOpcode == OP_CLOSE and self.peerClose is None:
                 # A malformed Close is still the peer's Close: once ours is
                 # sent the handshake is over and TCP can go.
-                self.closeReceived = (error.code, error.reason)
-            if not self.closing:
+                self.peerClose = (error.code, error.reason)
+            if self.state is OPEN:
                 self.fail(error.code, error.reason)
             # The parser stopped at the bad frame; the peer's Close may
             # already be in what followed it.
             for opcode, _fin, _rsv, payload, _part in parser.feed(b""):
                 if opcode == OP_CLOSE:
                     self._closeFrameReceived(payload)
-
-    def _dataPieceReceived(
-        self, opcode: int, fin: bool, rsv: int, payload: bytes, part: int
-    ) -> None:
-        if opcode != OP_CONTINUATION and (part == WHOLE or part == START):
-            self._msgText = opcode == OP_TEXT
-            self._msgDecoder = None
-            if rsv:
-                for ext in self._extensions:
-                    if rsv & ext.rsvBits:
-                        self._msgDecoder = ext.decoder(rsv)
-                        break
-            self._msgUtf8 = Utf8Decoder() if self._msgText else None
-            self._msgChunks = None if self.streaming else []
-            self._msgSize = 0
-            if self.streaming:
-                self.handler.messageStarted(self._msgText)
-        done = fin and (part == WHOLE or part == END)
-        data = payload
-        decoder = self._msgDecoder
-        if decoder is not None:
-            limit = self.maxMessageSize
-            if limit is None:
-                data = decoder.decode(payload, None)
-                if done:
-                    data += decoder.finish(None)
-            else:
-                data = decoder.decode(payload, limit - self._msgSize)
-                self._msgSize += len(data)
-                if done:
-                    tail = decoder.finish(limit - self._msgSize)
-                    self._msgSize += len(tail)
-                    data += tail
-        piece: str | bytes = data
-        if self._msgUtf8 is not None:
-            piece = self._msgUtf8.decode(data, done)
-        if self._msgChunks is None:
-            if piece:
-                self.handler.messageDataReceived(piece)
-            if done:
-                self._msgDecoder = self._msgUtf8 = None
-                self.messagesReceived += 1
-                self.handler.messageEnded()
-            return
-        if piece:
-            self._msgChunks.append(piece)
-        if done:
-            chunks = self._msgChunks
-            self._msgChunks = None
-            self._msgDecoder = self._msgUtf8 = None
-            self.messagesReceived += 1
-            if self._msgText:
-                self.handler.textMessageReceived("".join(chunks))
-            else:
-                self.handler.binaryMessageReceived(b"".join(chunks))
 
     def _controlFrameReceived(self, opcode: int, payload: bytes) -> None:
         if opcode == OP_PING:
@@ -342,23 +299,25 @@ class WebSocketConnection:
             self._closeFrameReceived(payload)
 
     def _closeFrameReceived(self, payload: bytes) -> None:
-        if self.closeReceived is not None:
+        if self.peerClose is not None:
             return
         try:
             code, reason = parseClosePayload(payload)
         except ProtocolError as e:
-            self.closeReceived = (e.code, e.reason)
-            if not self.closing:
+            self.peerClose = (e.code, e.reason)
+            if self.state is OPEN:
                 self.fail(e.code, e.reason)
             return
-        self.closeReceived = (code, reason)
+        self.peerClose = (code, reason)
         self._parser.lenient = True
         if self.closeSent is None:
             # Answer at once, even when data is still queued: the peer has
             # stopped and will not read further messages (RFC 6455 §5.5.1).
             self._queue = None
             self._queuedBytes = 0
-            self.closing = True
+            if self.state is OPEN:
+                self.state = CLOSING
+                self._startedByPeer = True
             replyCode = CloseCode.NORMAL_CLOSURE if code == CloseCode.NO_STATUS_RECEIVED else code
             self._sendClose(replyCode, "")
         self.handler.closeReceived(code, reason)
@@ -389,7 +348,7 @@ class WebSocketConnection:
         is already compressed, C{True} to compress even a small message,
         C{None} to let the extension decide.
         """
-        if self.closing:
+        if self.state is not OPEN:
             return False
         if self._sendingStream:
             raise RuntimeError("a streamed message is being sent; finish it first")
@@ -426,7 +385,7 @@ class WebSocketConnection:
         """
         if self.isClient or self._extensions:
             raise ValueError("framed messages are for server connections without extensions")
-        if self.closing:
+        if self.state is not OPEN:
             return False
         if self._sendingStream:
             raise RuntimeError("a streamed message is being sent; finish it first")
@@ -444,7 +403,7 @@ class WebSocketConnection:
         The first call starts a message of the given type; the one with
         C{fin=True} ends it.  No other data message may be sent meanwhile.
         """
-        if self.closing:
+        if self.state is not OPEN:
             return False
         opcode = OP_CONTINUATION if self._sendingStream else (OP_TEXT if isText else OP_BINARY)
         self._sendingStream = not fin
@@ -507,7 +466,7 @@ class WebSocketConnection:
         """Send a Ping (at most 125 bytes); C{False} once closing."""
         if len(payload) > 125:
             raise ValueError("ping payloads are limited to 125 bytes")
-        if self.closing:
+        if self.state is not OPEN:
             return False
         self._writeFrame(OP_PING, payload)
         return True
@@ -516,7 +475,7 @@ class WebSocketConnection:
         """Send an unsolicited Pong (a one-way heartbeat)."""
         if len(payload) > 125:
             raise ValueError("pong payloads are limited to 125 bytes")
-        if self.closing:
+        if self.state is not OPEN:
             return False
         self._writeFrame(OP_PONG, payload)
         return True
@@ -528,14 +487,16 @@ class WebSocketConnection:
         Data already queued goes out first, then the Close.  Returns
         C{False} when a close was already under way.
         """
-        if self.closing:
+        if self.state is not OPEN:
             return False
         buildClosePayload(code, reason)  # validate before changing state
-        self.closing = True
+        self.state = CLOSING
         if self._queue:
             self._queue.append([OP_CLOSE, 0, (code, reason), 0, True])
         else:
             self._sendClose(code, reason)
+        if self._batch is None:
+            self._progress()
         return True
 
     def fail(self, code: int, reason: str) -> None:
@@ -543,15 +504,59 @@ class WebSocketConnection:
         Fail the connection (RFC 6455 §7.1.7): send a Close with C{code} now,
         dropping queued data, and ignore everything but the peer's Close.
         """
+        if self.state is CLOSED:
+            return
         if self.failure is None:
             self.failure = ProtocolError(code, reason)
-        self._msgChunks = None
-        self._msgDecoder = self._msgUtf8 = None
+        self._assembler.reset()
         self._queue = None
         self._queuedBytes = 0
-        self.closing = True
+        self.state = CLOSING
         if self.closeSent is None:
             self._sendClose(code, reason)
+        if self._batch is None:
+            self._progress()
+
+    def abort(self) -> None:
+        """
+        The transport is being dropped without waiting for the close
+        handshake: however it ends, the close will not count as clean.
+        """
+        self._aborted = True
+
+    def connectionLost(self) -> CloseInfo:
+        """The transport is gone: the connection is CLOSED.  Say how it ended."""
+        if self.state is OPEN:
+            # No Close either way: the peer dropped TCP, unless we aborted.
+            self._startedByPeer = not self._aborted
+        self.state = CLOSED
+        self._told = 2
+        received, sent = self.peerClose, self.closeSent
+        code, reason = received if received is not None else (CloseCode.ABNORMAL_CLOSURE, "")
+        clean = self.closeHandshakeDone and not self._aborted
+        return CloseInfo(
+            code, reason, clean, self._startedByPeer,
+            sentCode=sent[0] if sent else None, sentReason=sent[1] if sent else "",
+            receivedCode=received[0] if received else None,
+            receivedReason=received[1] if received else "",
+        )  # fmt: skip
+
+    def _progress(self) -> None:
+        """
+        Tell the Twisted layer, once each, that the close has started and
+        that the close handshake is over.  Called when no read is being
+        processed, so the layer acts after the output is written and the
+        handler has seen everything.
+        """
+        if self._told == 0:
+            self._told = 1
+            if self.closeStarted is not None:
+                self.closeStarted()
+        if self._told == 1 and self.closeSent is not None and self.peerClose is not None:
+            self._told = 2
+            if self.closeTransport is not None:
+                # RFC 6455 §7.1.1: the server closes the TCP connection first.
+                self.closeTransport(not self.isClient)
 
     def _sendClose(self, code: int | None, reason: str) -> None:
         if self._pendingPong is not None:
@@ -568,8 +573,11 @@ class WebSocketConnection:
         """The transport is full: keep further data frames queued."""
         self.paused = True
 
-    def resumeWriting(self) -> None:
-        """The transport drained: write what is queued."""
+    def resumeWriting(self) -> bool:
+        """
+        The transport drained: write what is queued.  Returns C{False} when
+        that filled the transport again (it called L{pauseWriting}).
+        """
         self.paused = False
         pong = self._pendingPong
         if pong is not None:
@@ -577,8 +585,11 @@ class WebSocketConnection:
             self._writeFrame(OP_PONG, pong)
         if self._queue:
             self._flush()
+            if self.state is CLOSING and self._batch is None:
+                self._progress()  # a queued Close may have gone out
+        return not self.paused
 
     @property
     def closeHandshakeDone(self) -> bool:
         """Both Close frames have been exchanged."""
-        return self.closeSent is not None and self.closeReceived is not None
+        return self.closeSent is not None and self.peerClose is not None
