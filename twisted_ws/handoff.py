@@ -19,17 +19,15 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["handOff", "switchProtocol"]
+__all__ = ["handOff"]
 
 _ATTRIBUTES = ("wrappedProtocol", "protocol")
 
 
-def switchProtocol(transport: Any, old: Any, new: Any) -> bool:
+def _switchProtocol(transport: Any, old: Any, new: Any) -> bool:
     """
     Make C{new} the protocol that C{transport} delivers data and
-    C{connectionLost} to, in place of C{old}; the first step of L{handOff}.
-
-    Does not call C{new.makeConnection}.
+    C{connectionLost} to, in place of C{old}: the first step of L{handOff}.
 
     @return: C{True} if the transport now calls C{new} directly; C{False}
         if the transport's shape is unknown and C{old} must forward.
@@ -55,7 +53,7 @@ def handOff(old: Any, new: Any, transport: Any, trailingData: bytes = b"") -> An
         otherwise C{new}, and C{old} must keep forwarding C{dataReceived}
         and C{connectionLost} to it.
     """
-    switched = switchProtocol(transport, old, new)
+    switched = _switchProtocol(transport, old, new)
     new.makeConnection(transport)
     # makeConnection may have closed the connection (an app that refuses in
     # connectionMade): then the bytes have nobody to go to.
