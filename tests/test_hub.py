@@ -555,3 +555,29 @@ def test_redisURLs() -> None:
     ]:
         with pytest.raises(ValueError, match=why):
             parseRedisURL(bad)
+
+
+def test_twistdRedisOptionWiresABusIntoTheBroadcastServiceOrFailsInOneLine() -> None:
+    pytest.importorskip("txredisapi")
+    from twisted.python import usage
+
+    from twisted_ws import RedisBus
+    from twisted_ws.twistd import Options
+    from twisted_ws.twistd.service import StartupError, makeService
+
+    options = Options()
+    options.parseOptions(
+        ["--mode", "broadcast", "--listen", "tcp:0:interface=127.0.0.1", "--redis", "redis://127.0.0.1:1/2"]
+    )
+    service = makeService(options, clock=Clock())
+    buses = [s for s in service if isinstance(s, RedisBus)]
+    assert len(buses) == 1 and buses[0].url.db == 2 and buses[0].prefix == "twisted_ws:room:"
+    assert not buses[0].running  # it connects when the service starts
+
+    options = Options()
+    options.parseOptions(["--mode", "broadcast", "--redis", "redis://:hunter2@h/x"])
+    with pytest.raises(StartupError) as e:
+        makeService(options, clock=Clock())
+    assert str(e.value) == "twisted_ws: --redis: bad Redis URL 'redis://***@h/x': the path is a database number, as in /0"
+    with pytest.raises(usage.UsageError, match="--redis is only used with --mode broadcast"):
+        Options().parseOptions(["--redis", "redis://h"])
