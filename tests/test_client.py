@@ -1,9 +1,15 @@
 """
-The WebSocket client end to end on real loopback sockets: against our own
-server, against a server nobody here wrote (the C{websockets} package, in a
-thread), against hand-written broken servers, over TLS with a CA made here,
-over a UNIX socket, through an HTTP CONNECT proxy written here, the
-reconnecting service, and the example script as a subprocess.
+The WebSocket client.
+
+Logic tier (most of this file): connectWS, the endpoint, the proxy tunnel
+and the reconnecting client run on a C{MemoryReactorClock}: their endpoints
+connect into memory, where our server, a hand-written broken server or an
+HTTP proxy written here answers over iosim or a string transport, and every
+timeout is driven by C{clock.advance}.
+
+Interop tier (marked): the socket is the point -- a server nobody here wrote
+(the C{websockets} package, in a thread), TLS against a real listener, and
+the example script as a subprocess.
 """
 
 from __future__ import annotations
@@ -14,11 +20,11 @@ import os
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import pytest
 from twisted.internet import error, reactor
+from twisted.internet.address import IPv4Address, UNIXAddress
 from twisted.internet.defer import Deferred, DeferredQueue, inlineCallbacks
 from twisted.internet.endpoints import (
     TCP4ClientEndpoint,
@@ -27,12 +33,15 @@ from twisted.internet.endpoints import (
     serverFromString,
 )
 from twisted.internet.protocol import Factory, Protocol
-from twisted.internet.task import deferLater
+from twisted.internet.testing import MemoryReactorClock, StringTransportWithDisconnection
 from twisted.internet.threads import deferToThread
 from twisted.internet.utils import getProcessOutputAndValue
+from twisted.python.failure import Failure
+from twisted.test.iosim import ConnectionCompleter, FakeTransport, connect
 from twisted.trial.unittest import TestCase
 
 from twisted_ws import (
+    ClientHandshakeError,
     HandshakeClosed,
     HandshakeError,
     InvalidServerResponse,
@@ -50,18 +59,22 @@ from twisted_ws.client import (
     parseURL,
 )
 from twisted_ws.client.reconnecting import ReconnectingWebSocketClient
+from twisted_ws.core.frames import FrameParser
 
-from wshelpers import makeCA, makeLeaf  # noqa: E402
+from wshelpers import Echo, makeCA, makeLeaf  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 BIG = 16 * 1024 * 1024
+URL = "ws://127.0.0.1/echo"
 
 
 # -- protocols ---------------------------------------------------------------
 
 
 class Client(WebSocketProtocol):
+    """The client-side recorder: messages in a queue, the close in a Deferred."""
+
     def connectionMade(self):
         self.messages = DeferredQueue()
         self.closed = Deferred()
@@ -73,62 +86,18 @@ class Client(WebSocketProtocol):
         self.closed.callback((code, reason, wasClean))
 
 
-class Echo(WebSocketProtocol):
-    instances: list[Echo] = []
-
-    def connectionMade(self):
-        Echo.instances.append(self)
-        self.closed = Deferred()
+class ClosingEcho(Echo):
+    """Echo that closes with 4001 when asked to."""
 
     def messageReceived(self, message):
         if message == "close-please":
             self.close(4001, "as you wish")
         else:
-            self.sendMessage(message)
-
-    def connectionClosed(self, code, reason, wasClean):
-        self.closed.callback((code, reason, wasClean))
+            super().messageReceived(message)
 
 
 def accept(key: str) -> str:
     return base64.b64encode(hashlib.sha1((key + GUID).encode()).digest()).decode()
-
-
-class RawServer(Protocol):
-    """Reads the request head, answers with C{factory.respond(key)}."""
-
-    def connectionMade(self):
-        self.buffer = b""
-        self.answered = False
-        self.factory.connections.append(self)
-
-    def dataReceived(self, data):
-        if self.answered:
-            self.factory.afterwards(self, data)
-            return
-        self.buffer += data
-        if b"\r\n\r\n" not in self.buffer:
-            return
-        key = ""
-        for line in self.buffer.split(b"\r\n"):
-            if line.lower().startswith(b"sec-websocket-key:"):
-                key = line.split(b":", 1)[1].strip().decode()
-        self.answered = True
-        response = self.factory.respond(key)
-        if response is not None:
-            self.transport.write(response)
-
-    def connectionLost(self, reason):
-        self.factory.lost.callback(None) if not self.factory.lost.called else None
-
-
-def rawFactory(respond, afterwards=lambda proto, data: None):
-    factory = Factory.forProtocol(RawServer)
-    factory.respond = respond
-    factory.afterwards = afterwards
-    factory.connections = []
-    factory.lost = Deferred()
-    return factory
 
 
 def switching(key: str, extra: str = "", acceptKey: str | None = None) -> bytes:
@@ -138,70 +107,770 @@ def switching(key: str, extra: str = "", acceptKey: str | None = None) -> bytes:
     ).encode()
 
 
-# -- a tiny HTTP CONNECT proxy ------------------------------------------------------
+def result(d):
+    """What C{d} fired with (it must have); a failure is raised."""
+    out = []
+    d.addBoth(out.append)
+    assert out, "the Deferred has not fired"
+    if isinstance(out[0], Failure):
+        out[0].raiseException()
+    return out[0]
 
 
-class Pipe(Protocol):
-    def __init__(self, front):
-        self.front = front
+def failure(d, *types):
+    """The exception C{d} failed with (it must have, with one of C{types})."""
+    out = []
+    d.addBoth(out.append)
+    assert out, "the Deferred has not fired"
+    assert isinstance(out[0], Failure), out[0]
+    assert out[0].check(*types), out[0]
+    return out[0].value
 
-    def dataReceived(self, data):
-        self.front.transport.write(data)
 
-    def connectionLost(self, reason):
-        self.front.transport.loseConnection()
+def pending(d):
+    """Whether C{d} has no result yet (a result is left in it)."""
+    out = []
+
+    def look(value):
+        out.append(value)
+        return value
+
+    d.addBoth(look)
+    return not out
 
 
-class ConnectProxy(Protocol):
+# -- memory networks -----------------------------------------------------------------
+
+
+class Net:
+    """
+    A C{MemoryReactorClock} for the client to connect with: C{complete()}
+    joins its next connection to the listener on the same port over iosim.
+    """
+
+    def __init__(self):
+        self.reactor = self.clock = MemoryReactorClock()
+        self.instances = []
+
+    def serve(self, port=80, protocol=ClosingEcho, **kwargs):
+        kwargs.setdefault("pingInterval", None)
+        factory = WebSocketServerFactory(protocol, clock=self.reactor, **kwargs)
+        factory.instances = self.instances
+        self.reactor.listenTCP(port, factory)
+        return factory
+
+    def complete(self):
+        pump = ConnectionCompleter(self.reactor).succeedOnce()
+        assert pump is not None, "no connection attempt to a listener"
+        return pump
+
+    def connectWS(self, url=URL, protocol=Client, **kwargs):
+        kwargs.setdefault("pingInterval", None)
+        return connectWS(url, protocol, reactor=self.reactor, **kwargs)
+
+
+class RawServer:
+    """
+    The server end of the client's next connection, on a string transport:
+    the test reads the request and writes whatever answer it wants.
+    """
+
+    def __init__(self, reactor):
+        host, port, factory, _timeout, _bind = reactor.tcpClients.pop(0)
+        reactor.connectors.pop(0)
+        self.transport = StringTransportWithDisconnection(
+            IPv4Address("TCP", "127.0.0.1", 50000), IPv4Address("TCP", host, port)
+        )
+        protocol = factory.buildProtocol(self.transport.getPeer())
+        self.transport.protocol = protocol
+        protocol.makeConnection(self.transport)
+
+    def received(self):
+        data = self.transport.value()
+        self.transport.clear()
+        return data
+
+    @property
+    def key(self):
+        for line in self.transport.value().split(b"\r\n"):
+            if line.lower().startswith(b"sec-websocket-key:"):
+                return line.split(b":", 1)[1].strip().decode()
+        raise AssertionError("no request yet")
+
+    def send(self, data):
+        self.transport.protocol.dataReceived(data)
+
+    def close(self):
+        self.transport.loseConnection()
+
+
+@pytest.fixture
+def net():
+    return Net()
+
+
+def rawServer(net, **kwargs):
+    """connectWS to a L{RawServer}: (Deferred, server)."""
+    d = net.connectWS(**kwargs)
+    return d, RawServer(net.reactor)
+
+
+# -- against our server, in memory -------------------------------------------------
+
+
+def opened(net, url=URL, protocol=Client, **kwargs):
+    d = net.connectWS(url, protocol, **kwargs)
+    pump = net.complete()
+    return result(d), pump
+
+
+def test_textBinaryFragmentedPing(net):
+    net.serve()
+    p, pump = opened(net)
+    assert p.isClient
+    p.sendMessage("héllo wörld")
+    p.sendMessage(bytes(range(256)))
+    writer = p.beginMessage(isText=True)
+    writer.write("frag")
+    writer.write("men")
+    writer.finish("ted ✓")
+    rtt = p.ping(b"are you there")
+    pump.flush()
+    assert [result(p.messages.get()) for _ in range(3)] == ["héllo wörld", bytes(range(256)), "fragmented ✓"]
+    assert result(rtt) >= 0.0
+    closing = p.close()
+    pump.flush()
+    info = result(closing)
+    assert (info.code, info.wasClean) == (1000, True)
+
+
+def test_largeMessage(net):
+    net.serve(maxMessageSize=2 * 2**20)
+    p, pump = opened(net, maxMessageSize=2 * 2**20)
+    payload = os.urandom(2**20)
+    p.sendMessage(payload)
+    pump.flush()
+    assert result(p.messages.get()) == payload
+
+
+def test_clientCloses(net):
+    net.serve()
+    p, pump = opened(net)
+    closing = p.close(4000, "client bye")
+    pump.flush()
+    info = result(closing)
+    assert info.wasClean and not info.initiatedByPeer
+    assert result(p.closed)[2] is True
+    assert result(net.instances[-1].closed) == (4000, "client bye", True)
+
+
+def test_serverCloses(net):
+    net.serve()
+    p, pump = opened(net)
+    p.sendMessage("close-please")
+    pump.flush()
+    assert result(p.closed) == (4001, "as you wish", True)
+    assert p.closeInfo.initiatedByPeer
+
+
+def test_requestDetails(net):
+    net.serve(subprotocols=["beta", "gamma"])
+    p, _ = opened(
+        net, "ws://127.0.0.1/echo?x=1&y=%20", origin="https://app.example",
+        headers={"Authorization": "Bearer t0ken", "Cookie": "a=b"}, subprotocols=["alpha", "gamma"],
+    )
+    server = net.instances[-1]
+    assert server.request.target == "/echo?x=1&y=%20"
+    assert server.request.origin == "https://app.example"
+    assert server.request.header("authorization") == "Bearer t0ken"
+    assert server.request.header("cookie") == "a=b"
+    assert server.request.host == "127.0.0.1"
+    assert (p.subprotocol, server.subprotocol) == ("gamma", "gamma")
+    # The client's request is the one the core built (not parsed back), and
+    # the server read the same one.
+    assert p.request.key == server.request.key
+    assert p.request.target == "/echo?x=1&y=%20"
+    assert p.request.protocols == ["alpha", "gamma"]
+    assert p.response.status == 101
+
+
+def test_keepalive(net):
+    pongs = []
+
+    class Pinging(Client):
+        def pongReceived(self, payload):
+            pongs.append(payload)
+
+    net.serve()
+    p, pump = opened(net, protocol=Pinging, pingInterval=5, pingTimeout=5)
+    pump.flush()
+    assert pongs == []
+    for _ in range(2):
+        net.clock.advance(5)
+        pump.flush()
+    assert [len(pong) for pong in pongs] == [4, 4]
+    assert pongs[0] != pongs[1]
+    assert p.connected
+
+
+def test_rejected403(net):
+    def hook(request):
+        raise Reject(403, "nope", headers=[("X-Why", "testing")], body=b"go away, " + request.host.encode())
+
+    net.serve(accept=hook)
+    d = net.connectWS()
+    net.complete()
+    e = failure(d, WebSocketHandshakeRejected)
+    assert isinstance(e, HandshakeError)
+    assert (e.status, e.header("x-why"), e.body) == (403, "testing", b"go away, 127.0.0.1")
+    assert "403" in str(e)
+
+
+def test_otherEndpoint(net):
+    """endpoint= carries the connection (here a UNIX one); the URL still
+    gives Host and path."""
+    net.serve()
+    endpoint = UNIXClientEndpoint(net.reactor, "/nowhere/ws.sock")
+    d = net.connectWS("ws://localhost/over-unix", endpoint=endpoint)
+    address, factory = net.reactor.unixClients.pop(0)[:2]
+    assert address == "/nowhere/ws.sock"
+    client = factory.buildProtocol(UNIXAddress(address))
+    server = net.reactor.tcpServers[0][1].buildProtocol(None)
+    pump = connect(server, FakeTransport(server, True), client, FakeTransport(client, False), clock=net.clock)
+    p = result(d)
+    p.sendMessage("via another endpoint")
+    pump.flush()
+    assert result(p.messages.get()) == "via another endpoint"
+    assert net.instances[-1].request.path == "/over-unix"
+    assert net.instances[-1].request.host == "localhost"
+
+
+def test_endpointWithFactory(net):
+    """The endpoint works with any factory whose protocols are WebSocketProtocols."""
+    net.serve()
+    endpoint = WebSocketClientEndpoint(net.reactor, URL, pingInterval=None)
+    d = endpoint.connect(Factory.forProtocol(Client))
+    pump = net.complete()
+    p = result(d)
+    assert isinstance(p, Client) and p.isClient
+    p.sendMessage("endpoint")
+    pump.flush()
+    assert result(p.messages.get()) == "endpoint"
+
+
+def test_endpointRefusesAWrappedProtocol(net):
+    """A factory that wraps its protocols (ClientService's does) gets a
+    clear error: the handshake could not tell the protocol what it
+    negotiated."""
+
+    class Wrapper(Protocol):
+        pass
+
+    net.serve()
+    endpoint = WebSocketClientEndpoint(net.reactor, URL)
+    d = endpoint.connect(Factory.forProtocol(Wrapper))
+    net.complete()
+    e = failure(d, TypeError)
+    assert "is not a WebSocketProtocol" in str(e)
+
+
+def test_factoryWhenOpen(net):
+    """WebSocketClientFactory with a plain connector: whenOpen fires."""
+    from twisted_ws import WebSocketClientFactory
+
+    net.serve()
+    factory = WebSocketClientFactory(Client, URL, clock=net.clock, pingInterval=None)
+    d = factory.whenOpen()
+    net.reactor.connectTCP("127.0.0.1", 80, factory)
+    net.complete()
+    assert isinstance(result(d), Client)
+
+
+# -- broken and slow servers ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "extra, offered",
+    [
+        ("Sec-WebSocket-Protocol: evil\r\n", ["good"]),
+        ("Sec-WebSocket-Protocol: chat\r\n", []),
+        ("Sec-WebSocket-Extensions: permessage-deflate\r\n", []),
+    ],
+)
+def test_unofferedSubprotocolOrExtension(net, extra, offered):
+    d, server = rawServer(net, subprotocols=offered)
+    server.send(switching(server.key, extra))
+    e = failure(d, InvalidServerResponse)
+    assert isinstance(e, ClientHandshakeError) and not isinstance(e, HandshakeError)
+    assert not hasattr(e, "status")
+    assert not server.transport.connected
+
+
+def test_wrongAcceptKey(net):
+    d, server = rawServer(net)
+    server.send(switching(server.key, acceptKey=accept("x" * 24)))
+    assert "Accept" in failure(d, InvalidServerResponse).reason
+
+
+@pytest.mark.parametrize("answer", [b"SSH-2.0-OpenSSH_9.6\r\n\r\n", b"HTTP/1.1 abc Nope\r\n\r\n"])
+def test_garbageAnswer(net, answer):
+    d, server = rawServer(net)
+    server.send(answer)
+    failure(d, InvalidServerResponse)
+    assert not server.transport.connected
+
+
+@pytest.mark.parametrize("partial", [b"", b"HTTP/1.1 101 Switching"])
+def test_closedWithoutAnswer(net, partial):
+    d, server = rawServer(net)
+    server.send(partial)
+    assert pending(d)
+    server.close()
+    e = failure(d, HandshakeClosed)
+    assert "closed before" in str(e)
+
+
+def test_transportErrorIsKept(net):
+    """A connection that ends with an error (a reset, TLS) reports it."""
+    d, server = rawServer(net)
+    from OpenSSL import SSL
+
+    server.transport.protocol.connectionLost(Failure(SSL.Error("certificate verify failed")))
+    failure(d, SSL.Error)
+
+
+REFUSAL = b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer\r\n"
+
+
+def test_rejectionWithContentLength(net):
+    d, server = rawServer(net)
+    server.send(REFUSAL + b"Content-Length: 11\r\n\r\nhello")
+    assert pending(d)  # the body is not complete
+    server.send(b" world and more")
+    e = failure(d, WebSocketHandshakeRejected)
+    assert (e.status, e.header("www-authenticate"), e.body) == (401, "Bearer", b"hello world")
+    assert not server.transport.connected
+
+
+def test_rejectionBodyBounded(net):
+    body = b"z" * (4 * MAX_REJECTION_BODY)
+    d, server = rawServer(net)
+    server.send(REFUSAL + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    assert failure(d, WebSocketHandshakeRejected).body == body[:MAX_REJECTION_BODY]
+
+
+def test_rejectionBodyUntilClose(net):
+    d, server = rawServer(net)
+    server.send(REFUSAL + b"\r\nno length, ")
+    server.send(b"until the end")
+    assert pending(d)
+    server.close()
+    assert failure(d, WebSocketHandshakeRejected).body == b"no length, until the end"
+
+
+def test_rejectionBodyUntilCloseOversized(net):
+    d, server = rawServer(net)
+    server.send(REFUSAL + b"\r\n")
+    for _ in range(5):
+        server.send(b"y" * (MAX_REJECTION_BODY // 2))
+    e = failure(d, WebSocketHandshakeRejected)
+    assert e.body == b"y" * MAX_REJECTION_BODY
+    assert not server.transport.connected
+
+
+CHUNKED = (
+    b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\n"
+)
+
+
+@pytest.mark.parametrize("cut", range(1, len(CHUNKED)))
+def test_rejectionChunkedSplitAnywhere(cut):
+    net = Net()
+    d, server = rawServer(net)
+    server.send(CHUNKED[:cut])
+    if cut < len(CHUNKED) - 5:  # not yet at the last chunk
+        assert pending(d)
+    server.send(CHUNKED[cut:])
+    e = failure(d, WebSocketHandshakeRejected)
+    assert (e.status, e.body) == (404, b"hello world")
+
+
+def test_slowRejectionBodyReportedAtTheOpenTimeout(net):
+    d, server = rawServer(net, openTimeout=5)
+    server.send(REFUSAL + b"Content-Length: 100\r\n\r\nthe start")
+    net.clock.advance(4.9)
+    assert pending(d)
+    net.clock.advance(0.1)
+    assert failure(d, WebSocketHandshakeRejected).body == b"the start"
+    assert not server.transport.connected
+
+
+def test_openTimeout(net):
+    d, server = rawServer(net, openTimeout=10)
+    net.clock.advance(9.9)
+    assert pending(d)
+    net.clock.advance(0.1)
+    e = failure(d, WebSocketOpenTimeout)
+    assert isinstance(e, error.TimeoutError)
+    assert not server.transport.connected  # and the connection was dropped
+
+
+def test_openTimeoutWhileConnecting(net):
+    """The open timeout also bounds the TCP connect (nobody answers)."""
+    d = net.connectWS(openTimeout=10)
+    net.clock.advance(10)
+    failure(d, WebSocketOpenTimeout)
+
+
+def test_serverNeverClosesTcp(net):
+    """After the close handshake the client waits closeTimeout for the
+    server to close TCP, then closes it itself (RFC 6455 7.1.1)."""
+    d, server = rawServer(net, closeTimeout=3)
+    server.send(switching(server.key))
+    p = result(d)
+    server.received()
+    closing = p.close()
+    assert server.received()[0] == 0x88  # the client's Close
+    server.send(b"\x88\x02\x03\xe8")  # answered; TCP stays open
+    net.clock.advance(2.9)
+    assert pending(closing) and server.transport.connected
+    net.clock.advance(0.1)
+    assert not server.transport.connected
+    info = result(closing)
+    assert (info.code, info.wasClean) == (1000, True)
+
+
+def test_readAheadAfter101(net):
+    """A frame that arrives with the 101 reaches the protocol."""
+    d, server = rawServer(net)
+    server.send(switching(server.key) + b"\x81\x05hello")
+    p = result(d)
+    assert result(p.messages.get()) == "hello"
+
+
+def test_refused(net):
+    d = net.connectWS()
+    ConnectionCompleter(net.reactor).failOnce()
+    net.clock.advance(1)
+    failure(d, error.ConnectError)
+
+
+def test_clientFramesMasked(net):
+    d, server = rawServer(net)
+    server.send(switching(server.key))
+    p = result(d)
+    server.received()
+    p.sendMessage(b"\x00" * 8)
+    frame = server.received()
+    assert frame[0] == 0x82
+    assert frame[1] == 0x80 | 8  # mask bit set
+    assert frame[6:14] == frame[2:6] * 2  # zeros masked = the key
+    parser = FrameParser(requireMask=True)
+    assert [f[3] for f in parser.feed(frame)] == [b"\x00" * 8]
+
+
+def test_requestSentOnce(net):
+    d, server = rawServer(net, headers={"X-Token": "t"})
+    request = server.transport.value()
+    assert request.count(b"GET /echo HTTP/1.1\r\n") == 1
+    assert b"X-Token: t\r\n" in request
+    server.send(switching(server.key))
+    assert result(d).request.header("x-token") == "t"
+
+
+# -- proxy, in memory ------------------------------------------------------------------
+
+PROXY = "http://127.0.0.1:3128"
+
+
+class MemoryProxy(Protocol):
+    """
+    An HTTP CONNECT proxy in memory: answers the CONNECT (C{factory.answer}
+    for anything but 200), then plays the target itself -- a protocol of
+    C{factory.target} gets the rest of the bytes.
+    """
+
     def connectionMade(self):
         self.buffer = b""
-        self.peer = None
-        self.pending = None
+        self.inner = None
 
     def dataReceived(self, data):
-        if self.peer is not None:
-            self.peer.transport.write(data)
-            return
-        if self.pending is not None:
-            self.pending.append(data)
+        if self.inner is not None:
+            self.inner.dataReceived(data)
             return
         self.buffer += data
-        if b"\r\n\r\n" not in self.buffer:
+        head, sep, rest = self.buffer.partition(b"\r\n\r\n")
+        if not sep:
             return
-        head, _, rest = self.buffer.partition(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
         method, target, _ = lines[0].split(" ")
         headers = dict(line.split(": ", 1) for line in lines[1:])
         self.factory.requests.append((method, target, headers))
-        if self.factory.auth and headers.get("Proxy-Authorization") != self.factory.auth:
-            self.transport.write(
+        answer = self.factory.answer(headers)
+        if answer is None:
+            return  # a silent proxy
+        self.transport.write(answer)
+        if not answer.startswith(b"HTTP/1.1 200"):
+            self.transport.loseConnection()
+            return
+        self.inner = self.factory.target.buildProtocol(None)
+        self.inner.makeConnection(self.transport)
+        if rest:
+            self.inner.dataReceived(rest)
+
+    def connectionLost(self, reason):
+        if self.inner is not None:
+            self.inner.connectionLost(reason)
+
+
+def proxyFactory(net, target, answer=lambda headers: b"HTTP/1.1 200 Connection established\r\n\r\n"):
+    factory = Factory.forProtocol(MemoryProxy)
+    factory.requests = []
+    factory.target = target
+    factory.answer = answer
+    net.reactor.listenTCP(3128, factory)
+    return factory
+
+
+def test_proxyTunnel(net):
+    proxy = proxyFactory(net, net.serve(port=9000))
+    p, pump = opened(net, "ws://127.0.0.1:80/via-proxy", proxy=PROXY)
+    p.sendMessage("through the tunnel")
+    pump.flush()
+    assert result(p.messages.get()) == "through the tunnel"
+    method, target, headers = proxy.requests[0]
+    assert (method, target) == ("CONNECT", "127.0.0.1:80")
+    assert headers["Host"] == target
+    assert "Proxy-Authorization" not in headers
+    assert net.instances[-1].request.path == "/via-proxy"
+
+
+def test_proxyAuthentication(net):
+    expected = "Basic " + base64.b64encode(b"user:p@ss").decode()
+
+    def answer(headers):
+        if headers.get("Proxy-Authorization") != expected:
+            return (
                 b"HTTP/1.1 407 Proxy Authentication Required\r\n"
                 b'Proxy-Authenticate: Basic realm="test"\r\nContent-Length: 0\r\n\r\n'
             )
+        return b"HTTP/1.1 200 Connection established\r\n\r\n"
+
+    proxyFactory(net, net.serve(port=9000), answer)
+    opened(net, proxy=PROXY.replace("://", "://user:p%40ss@"))
+    d = net.connectWS(proxy=PROXY.replace("://", "://user:wrong@"))
+    net.complete()
+    e = failure(d, WebSocketProxyError)
+    assert e.status == 407
+    assert ("Proxy-Authenticate", 'Basic realm="test"') in e.headers
+
+
+def test_proxyUnreachableTarget(net):
+    proxyFactory(net, None, lambda headers: b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+    d = net.connectWS(proxy=PROXY)
+    net.complete()
+    assert failure(d, WebSocketProxyError).status == 502
+
+
+def test_proxyEnvironment(net, monkeypatch):
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    proxy = proxyFactory(net, net.serve(port=9000))
+    net.serve(port=80)
+
+    def roundTrip(**kwargs):
+        opened(net, **kwargs)
+
+    monkeypatch.setenv("http_proxy", PROXY)
+    roundTrip(useProxyEnvironment=True)
+    assert len(proxy.requests) == 1
+    roundTrip()  # not asked: the environment is ignored
+    monkeypatch.setenv("no_proxy", "localhost,127.0.0.1")
+    roundTrip(useProxyEnvironment=True)  # no_proxy wins
+    assert len(proxy.requests) == 1
+    # https_proxy is for wss:// only; all_proxy is the fallback.
+    monkeypatch.delenv("no_proxy")
+    monkeypatch.delenv("http_proxy")
+    monkeypatch.setenv("https_proxy", "http://127.0.0.1:1")
+    monkeypatch.setenv("all_proxy", PROXY)
+    roundTrip(useProxyEnvironment=True)
+    assert len(proxy.requests) == 2
+
+
+def test_silentProxyTimesOut(net):
+    proxyFactory(net, None, lambda headers: None)
+    d = net.connectWS(proxy=PROXY, openTimeout=10)
+    pump = net.complete()
+    net.clock.advance(9.9)
+    assert pending(d)
+    net.clock.advance(0.1)
+    failure(d, WebSocketOpenTimeout)
+    pump.flush()
+    assert pump.clientIO.disconnected
+
+
+def test_openTimeoutThroughTheTunnel(net):
+    """The tunnel opens but the server behind it never answers the upgrade."""
+    silent = Factory.forProtocol(Protocol)
+    proxyFactory(net, silent)
+    d = net.connectWS(proxy=PROXY, openTimeout=10)
+    pump = net.complete()
+    net.clock.advance(9.9)
+    assert pending(d)
+    net.clock.advance(0.1)
+    failure(d, WebSocketOpenTimeout)
+    pump.flush()
+    assert pump.clientIO.disconnected
+
+
+def test_proxyClosesTheConnection(net):
+    class Hangup(Protocol):
+        def dataReceived(self, data):
             self.transport.loseConnection()
-            return
-        host, _, port = target.rpartition(":")
-        self.pending = [rest] if rest else []
-        endpoint = TCP4ClientEndpoint(reactor, host.strip("[]"), int(port))
-        connectProtocol(endpoint, Pipe(self)).addCallbacks(self._connected, self._failed)
 
-    def _connected(self, pipe):
-        self.peer = pipe
-        self.transport.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        for data in self.pending:
-            pipe.transport.write(data)
-
-    def _failed(self, reason):
-        self.transport.write(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
-        self.transport.loseConnection()
-
-    def connectionLost(self, reason):
-        if self.peer is not None:
-            self.peer.transport.loseConnection()
+    net.reactor.listenTCP(3128, Factory.forProtocol(Hangup))
+    d = net.connectWS(proxy=PROXY)
+    net.complete()
+    assert failure(d, WebSocketProxyError).status == 502
 
 
-# -- the websockets package's server, in a thread -----------------------------------
+# -- reconnecting, in memory ---------------------------------------------------------
 
+
+def test_reconnectingSurvivesServerRestart(net):
+    net.serve()
+    service = ReconnectingWebSocketClient(
+        "ws://127.0.0.1/again", Client, reactor=net.reactor, retryPolicy=lambda attempt: 2, pingInterval=None
+    )
+    service.startService()
+    pump = net.complete()
+    first = result(service.whenConnected())
+    assert isinstance(first, Client) and first.isClient
+    assert first.request.path == "/again"
+    first.sendMessage("one")
+    pump.flush()
+    assert result(first.messages.get()) == "one"
+
+    # The server goes away (1012: service restart) ...
+    net.instances[-1].close(1012, "restarting")
+    pump.flush()
+    assert result(first.closed)[0] == 1012
+    nextOne = service.whenConnected()
+    assert pending(nextOne)
+    # ... and is back for the retry.
+    net.clock.advance(2)
+    pump = net.complete()
+    second = result(nextOne)
+    assert second is not first
+    second.sendMessage("two")
+    pump.flush()
+    assert result(second.messages.get()) == "two"
+    assert len(net.instances) == 2
+
+    stopped = service.stopService()
+    pump.flush()
+    result(stopped)
+    assert result(net.instances[-1].closed) == (1001, "going away", True)
+    assert second.closeInfo.wasClean
+
+
+def test_reconnectingRetriesARefusal(net):
+    """A refused or failed handshake is a failed attempt: retried, and the
+    protocol ClientService sees is only ever an open one."""
+    refusals = [1]
+
+    def hook(request):
+        if refusals:
+            refusals.pop()
+            raise Reject(503, "not yet")
+
+    net.serve(accept=hook)
+    prepared = []
+    service = ReconnectingWebSocketClient(
+        URL, Client, reactor=net.reactor, retryPolicy=lambda attempt: 1, pingInterval=None,
+        prepareConnection=prepared.append,
+    )
+    failed = service.whenConnected(failAfterFailures=1)
+    service.startService()
+    net.complete()
+    assert failure(failed, WebSocketHandshakeRejected).status == 503
+    assert prepared == []
+    connected = service.whenConnected()
+    net.clock.advance(1)
+    pump = net.complete()
+    p = result(connected)
+    assert prepared == [p] and p.isClient
+    stopped = service.stopService()
+    pump.flush()
+    result(stopped)
+    assert p.closeInfo.code == 1001
+
+
+# -- argument checking --------------------------------------------------------------------
+def test_badArgumentsFailEarly():
+    with pytest.raises(ValueError):
+        connectWS("ws://h/", headers={"X-Evil": "a\r\nInjected: yes"})
+    with pytest.raises(ValueError):
+        connectWS("ws://h/", headers={"Sec-WebSocket-Key": "x"})
+    with pytest.raises(ValueError):
+        connectWS("ws://h/", subprotocols=["bad name"])
+    with pytest.raises(ValueError):
+        connectWS("ws://h/", proxy="socks5://127.0.0.1:1080")
+
+
+@pytest.mark.parametrize("keyword", ["noSuchOption", "endpont", "trustroot"])
+def test_unknownKeywordIsNamed(keyword):
+    """connectWS forwards its keywords to the endpoint; a mistyped one is
+    still a TypeError that names it."""
+    with pytest.raises(TypeError, match=keyword):
+        connectWS("ws://h/", **{keyword: 1})
+
+
+def test_connectWSTakesTheEndpointsKeywords():
+    import inspect
+
+    endpointKeywords = {
+        name for name, parameter in inspect.signature(WebSocketClientEndpoint).parameters.items()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+    doc = connectWS.__doc__
+    for name in endpointKeywords:
+        assert f"{name}=" in doc, name
+
+
+
+# -- URLs -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        ("ws://example.com", (False, "example.com", 80, "/", "example.com")),
+        ("wss://example.com/chat?room=1", (True, "example.com", 443, "/chat?room=1", "example.com")),
+        ("ws://Example.com:8080/a b", (False, "example.com", 8080, "/a%20b", "example.com:8080")),
+        ("wss://[::1]:9000/", (True, "::1", 9000, "/", "[::1]:9000")),
+        ("ws://[::1]/", (False, "::1", 80, "/", "[::1]")),
+        ("WSS://bücher.example/", (True, "xn--bcher-kva.example", 443, "/", "xn--bcher-kva.example")),
+        ("ws://h:443/", (False, "h", 443, "/", "h:443")),
+    ],
+)
+def test_parseURL(url, expected):
+    parsed = parseURL(url)
+    assert (parsed.secure, parsed.host, parsed.port, parsed.resource, parsed.hostHeader) == expected
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://example.com/", "ws:///path", "ws://example.com/#frag", "ws://u:p@example.com/", "ws://h:99999/", "example.com"],
+)
+def test_parseURLRejects(url):
+    with pytest.raises(ValueError):
+        parseURL(url)
+
+
+# == interop tier: real sockets ==========================================================
 
 class WebsocketsServer:
     def __init__(self, **kwargs):
@@ -238,11 +907,8 @@ class WebsocketsServer:
         return deferToThread(lambda: (self.server.shutdown(), self.thread.join(10)))
 
 
-# -- shared scenarios ---------------------------------------------------------------
-
-
 class Scenarios:
-    """Run against our server and against websockets."""
+    """Run against a server nobody here wrote."""
 
     timeout = 60
     #: websockets refuses clients that offer none of its subprotocols.
@@ -307,99 +973,7 @@ class Scenarios:
         self.assertTrue(p.closeInfo.initiatedByPeer)
 
 
-class OurServerTests(Scenarios, TestCase):
-    serverCloseCode = (4001, "as you wish", True)
-
-    @inlineCallbacks
-    def setUp(self):
-        Echo.instances = []
-        self.factory = WebSocketServerFactory(
-            Echo, pingInterval=None, maxMessageSize=2 * BIG, subprotocols=["beta", "gamma"],
-            accept=self.acceptHook,
-        )
-        self.port = yield serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(self.factory)
-        self.addCleanup(self.port.stopListening)
-
-    def acceptHook(self, request):
-        if request.path == "/forbidden":
-            raise Reject(403, "nope", headers=[("X-Why", "testing")], body=b"go away, " + request.host.encode())
-        return None
-
-    def url(self, path="/echo"):
-        return f"ws://127.0.0.1:{self.port.getHost().port}{path}"
-
-    @inlineCallbacks
-    def serverSawClose(self):
-        code, reason, clean = yield Echo.instances[-1].closed
-        self.assertTrue(clean)
-        return code, reason
-
-    @inlineCallbacks
-    def test_requestDetails(self):
-        p = yield connectWS(
-            self.url("/echo?x=1&y=%20"), Client, pingInterval=None, origin="https://app.example",
-            headers={"Authorization": "Bearer t0ken", "Cookie": "a=b"}, subprotocols=["alpha", "gamma"],
-        )
-        server = Echo.instances[-1]
-        self.assertEqual(server.request.target, "/echo?x=1&y=%20")
-        self.assertEqual(server.request.origin, "https://app.example")
-        self.assertEqual(server.request.header("authorization"), "Bearer t0ken")
-        self.assertEqual(server.request.header("cookie"), "a=b")
-        self.assertEqual(server.request.host, f"127.0.0.1:{self.port.getHost().port}")
-        self.assertEqual(p.subprotocol, "gamma")
-        self.assertEqual(server.subprotocol, "gamma")
-        self.assertEqual(p.request.key, server.request.key)
-        self.assertEqual(p.response.status, 101)
-        yield p.close()
-
-    @inlineCallbacks
-    def test_keepalive(self):
-        pongs = DeferredQueue()
-
-        class Pinging(Client):
-            def pongReceived(self, payload):
-                pongs.put(payload)
-
-        p = yield connectWS(self.url(), Pinging, pingInterval=0.05, pingTimeout=5)
-        first = yield pongs.get()
-        second = yield pongs.get()
-        self.assertEqual((len(first), len(second)), (4, 4))
-        self.assertNotEqual(first, second)
-        yield p.close()
-
-    @inlineCallbacks
-    def test_rejected403(self):
-        d = connectWS(self.url("/forbidden"), Client)
-        e = yield self.assertFailure(d, WebSocketHandshakeRejected)
-        self.assertIsInstance(e, HandshakeError)
-        self.assertEqual(e.status, 403)
-        self.assertEqual(e.header("x-why"), "testing")
-        self.assertEqual(e.body, f"go away, 127.0.0.1:{self.port.getHost().port}".encode())
-        self.assertIn("403", str(e))
-
-    @inlineCallbacks
-    def test_unix(self):
-        path = os.path.join(tempfile.mkdtemp(), "ws.sock")
-        port = yield serverFromString(reactor, f"unix:{path}").listen(self.factory)
-        self.addCleanup(port.stopListening)
-        p = yield connectWS("ws://localhost/over-unix", Client, endpoint=UNIXClientEndpoint(reactor, path))
-        p.sendMessage("via unix")
-        self.assertEqual((yield p.messages.get()), "via unix")
-        self.assertEqual(Echo.instances[-1].request.path, "/over-unix")
-        info = yield p.close()
-        self.assertTrue(info.wasClean)
-
-    @inlineCallbacks
-    def test_endpointWithFactory(self):
-        """The endpoint works with any factory, as endpoints do."""
-        endpoint = WebSocketClientEndpoint(reactor, self.url(), pingInterval=None)
-        p = yield endpoint.connect(Factory.forProtocol(Client))
-        self.assertIsInstance(p, Client)
-        p.sendMessage("endpoint")
-        self.assertEqual((yield p.messages.get()), "endpoint")
-        yield p.close()
-
-
+@pytest.mark.interop
 class WebsocketsServerTests(Scenarios, TestCase):
     serverCloseCode = (4002, "bye from websockets", True)
     extra = {"subprotocols": ["chat"]}
@@ -453,139 +1027,8 @@ class WebsocketsServerTests(Scenarios, TestCase):
         yield p.close()
 
 
-# -- broken and slow servers ------------------------------------------------------
 
-
-class BrokenServerTests(TestCase):
-    timeout = 30
-
-    @inlineCallbacks
-    def serve(self, respond, afterwards=lambda proto, data: None):
-        factory = rawFactory(respond, afterwards)
-        port = yield serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(factory)
-        self.addCleanup(port.stopListening)
-        self.rawFactory = factory
-        return f"ws://127.0.0.1:{port.getHost().port}/"
-
-    @inlineCallbacks
-    def test_subprotocolNotOffered(self):
-        url = yield self.serve(lambda key: switching(key, "Sec-WebSocket-Protocol: evil\r\n"))
-        e = yield self.assertFailure(connectWS(url, Client, subprotocols=["good"]), InvalidServerResponse)
-        self.assertIn("evil", e.reason)
-
-    @inlineCallbacks
-    def test_subprotocolWhenNoneOffered(self):
-        url = yield self.serve(lambda key: switching(key, "Sec-WebSocket-Protocol: chat\r\n"))
-        yield self.assertFailure(connectWS(url, Client), InvalidServerResponse)
-
-    @inlineCallbacks
-    def test_wrongAcceptKey(self):
-        url = yield self.serve(lambda key: switching(key, acceptKey=accept("x" * 24)))
-        e = yield self.assertFailure(connectWS(url, Client), InvalidServerResponse)
-        self.assertIn("Accept", e.reason)
-
-    @inlineCallbacks
-    def test_unrequestedExtension(self):
-        url = yield self.serve(lambda key: switching(key, "Sec-WebSocket-Extensions: permessage-deflate\r\n"))
-        yield self.assertFailure(connectWS(url, Client), InvalidServerResponse)
-
-    @inlineCallbacks
-    def test_garbageAnswer(self):
-        url = yield self.serve(lambda key: b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
-        yield self.assertFailure(connectWS(url, Client), InvalidServerResponse)
-
-    @inlineCallbacks
-    def test_closedWithoutAnswer(self):
-        url = yield self.serve(lambda key: None)
-        self.rawFactory.respond = lambda key: self.rawFactory.connections[-1].transport.loseConnection()
-        yield self.assertFailure(connectWS(url, Client), HandshakeClosed)
-
-    @inlineCallbacks
-    def test_rejectionBodyBounded(self):
-        body = b"z" * (4 * MAX_REJECTION_BODY)
-        url = yield self.serve(
-            lambda key: b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer\r\n"
-            b"Content-Length: %d\r\n\r\n" % len(body) + body
-        )
-        e = yield self.assertFailure(connectWS(url, Client), WebSocketHandshakeRejected)
-        self.assertEqual(e.status, 401)
-        self.assertEqual(e.header("www-authenticate"), "Bearer")
-        self.assertEqual(e.body, body[:MAX_REJECTION_BODY])
-
-    @inlineCallbacks
-    def test_rejectionChunkedBody(self):
-        url = yield self.serve(
-            lambda key: b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n"
-            b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
-        )
-        e = yield self.assertFailure(connectWS(url, Client), WebSocketHandshakeRejected)
-        self.assertEqual((e.status, e.body), (404, b"hello world"))
-
-    @inlineCallbacks
-    def test_openTimeout(self):
-        url = yield self.serve(lambda key: None)
-        started = time.monotonic()
-        e = yield self.assertFailure(connectWS(url, Client, openTimeout=0.3), WebSocketOpenTimeout)
-        self.assertIsInstance(e, error.TimeoutError)
-        self.assertGreaterEqual(time.monotonic() - started, 0.25)
-        yield self.rawFactory.lost  # and the connection was dropped
-
-    @inlineCallbacks
-    def test_serverNeverClosesTcp(self):
-        """After the close handshake the client waits closeTimeout for the
-        server to close TCP, then closes it itself (RFC 6455 7.1.1)."""
-
-        def afterwards(proto, data):
-            if data and data[0] == 0x88:  # the client's Close: answer, keep TCP open
-                proto.transport.write(b"\x88\x02\x03\xe8")
-
-        url = yield self.serve(switching, afterwards)
-        p = yield connectWS(url, Client, closeTimeout=0.3, pingInterval=None)
-        started = time.monotonic()
-        info = yield p.close()
-        self.assertGreaterEqual(time.monotonic() - started, 0.25)
-        self.assertTrue(info.wasClean)
-        self.assertEqual(info.code, 1000)
-        yield self.rawFactory.lost
-
-    @inlineCallbacks
-    def test_readAheadAfter101(self):
-        """A frame that arrives with the 101 reaches the protocol."""
-        url = yield self.serve(lambda key: switching(key) + b"\x81\x05hello")
-        p = yield connectWS(url, Client, pingInterval=None)
-        self.assertEqual((yield p.messages.get()), "hello")
-        p.transport.abortConnection()
-
-    @inlineCallbacks
-    def test_refused(self):
-        port = yield serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(Factory())
-        number = port.getHost().port
-        yield port.stopListening()
-        yield self.assertFailure(connectWS(f"ws://127.0.0.1:{number}/", Client), error.ConnectError)
-
-    @inlineCallbacks
-    def test_clientFramesMasked(self):
-        frames = []
-
-        def afterwards(proto, data):
-            frames.append(data)
-            if len(frames) == 1:
-                proto.transport.loseConnection()
-
-        url = yield self.serve(switching, afterwards)
-        p = yield connectWS(url, Client, pingInterval=None)
-        p.sendMessage(b"\x00" * 8)
-        yield p.closed
-        frame = frames[0]
-        self.assertEqual(frame[0], 0x82)
-        self.assertEqual(frame[1], 0x80 | 8)  # mask bit set
-        key = frame[2:6]
-        self.assertEqual(frame[6:14], key * 2)  # zeros masked = the key
-
-
-# -- TLS ----------------------------------------------------------------------------
-
-
+@pytest.mark.interop
 class TLSTests(TestCase):
     timeout = 30
 
@@ -596,6 +1039,7 @@ class TLSTests(TestCase):
         self.caPath = ca[0]
         cert, key = makeLeaf(directory, ca, "localhost")
         factory = WebSocketServerFactory(Echo, pingInterval=None)
+        factory.instances = self.instances = []
         self.port = yield serverFromString(
             reactor, f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}"
         ).listen(factory)
@@ -607,7 +1051,7 @@ class TLSTests(TestCase):
         p = yield connectWS(f"wss://localhost:{self.number}/tls", Client, trustRoot=str(self.caPath), pingInterval=None)
         p.sendMessage("secure")
         self.assertEqual((yield p.messages.get()), "secure")
-        self.assertTrue(Echo.instances[-1].request.secure)
+        self.assertTrue(self.instances[-1].request.secure)
         info = yield p.close()
         self.assertTrue(info.wasClean)
 
@@ -636,40 +1080,86 @@ class TLSTests(TestCase):
         yield self.assertFailure(d, CertificateVerificationError)
 
 
-# -- proxy --------------------------------------------------------------------------
-
-_PROXY_VARIABLES = [
-    v for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy") for v in (name, name.upper())
-]
+# -- a tiny HTTP CONNECT proxy on real sockets (also used by test_tls) ---------------
 
 
-class ProxyTests(TestCase):
+class Pipe(Protocol):
+    def __init__(self, front):
+        self.front = front
+
+    def dataReceived(self, data):
+        self.front.transport.write(data)
+
+    def connectionLost(self, reason):
+        self.front.transport.loseConnection()
+
+
+class ConnectProxy(Protocol):
+    """An HTTP CONNECT proxy that opens real connections to the target."""
+
+    def connectionMade(self):
+        self.buffer = b""
+        self.peer = None
+        self.pending = None
+
+    def dataReceived(self, data):
+        if self.peer is not None:
+            self.peer.transport.write(data)
+            return
+        if self.pending is not None:
+            self.pending.append(data)
+            return
+        self.buffer += data
+        if b"\r\n\r\n" not in self.buffer:
+            return
+        head, _, rest = self.buffer.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        method, target, _ = lines[0].split(" ")
+        headers = dict(line.split(": ", 1) for line in lines[1:])
+        self.factory.requests.append((method, target, headers))
+        if self.factory.auth and headers.get("Proxy-Authorization") != self.factory.auth:
+            self.transport.write(
+                b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+                b'Proxy-Authenticate: Basic realm="test"\r\nContent-Length: 0\r\n\r\n'
+            )
+            self.transport.loseConnection()
+            return
+        host, _, port = target.rpartition(":")
+        self.pending = [rest] if rest else []
+        endpoint = TCP4ClientEndpoint(reactor, host.strip("[]"), int(port))
+        connectProtocol(endpoint, Pipe(self)).addCallbacks(self._connected, self._failed)
+
+    def _connected(self, pipe):
+        self.peer = pipe
+        self.transport.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        for data in self.pending:
+            pipe.transport.write(data)
+
+    def _failed(self, reason):
+        self.transport.write(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+        self.transport.loseConnection()
+
+    def connectionLost(self, reason):
+        if self.peer is not None:
+            self.peer.transport.loseConnection()
+
+
+
+@pytest.mark.interop
+class ProxyTLSTests(TestCase):
+    """wss:// through a tunnel: TLS runs inside the CONNECT tunnel."""
+
     timeout = 30
 
     @inlineCallbacks
     def setUp(self):
-        Echo.instances = []
-        self.server = yield serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(
-            WebSocketServerFactory(Echo, pingInterval=None)
-        )
-        self.addCleanup(self.server.stopListening)
+        self.instances = []
         self.proxyFactory = Factory.forProtocol(ConnectProxy)
         self.proxyFactory.requests = []
         self.proxyFactory.auth = None
         self.proxy = yield serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(self.proxyFactory)
         self.addCleanup(self.proxy.stopListening)
         self.proxyURL = f"http://127.0.0.1:{self.proxy.getHost().port}"
-        saved = {name: os.environ.pop(name) for name in _PROXY_VARIABLES if name in os.environ}
-
-        def restore():
-            for name in _PROXY_VARIABLES:
-                os.environ.pop(name, None)
-            os.environ.update(saved)
-
-        self.addCleanup(restore)
-
-    def url(self, scheme="ws"):
-        return f"{scheme}://127.0.0.1:{self.server.getHost().port}/via-proxy"
 
     @inlineCallbacks
     def roundTrip(self, url, **kwargs):
@@ -680,161 +1170,26 @@ class ProxyTests(TestCase):
         self.assertTrue(info.wasClean)
 
     @inlineCallbacks
-    def test_ws(self):
-        yield self.roundTrip(self.url(), proxy=self.proxyURL)
-        method, target, headers = self.proxyFactory.requests[0]
-        self.assertEqual((method, target), ("CONNECT", f"127.0.0.1:{self.server.getHost().port}"))
-        self.assertEqual(headers["Host"], target)
-        self.assertNotIn("Proxy-Authorization", headers)
-
-    @inlineCallbacks
     def test_wss(self):
         directory = Path(tempfile.mkdtemp())
         ca = makeCA(directory)
         cert, key = makeLeaf(directory, ca, "localhost")
         tls = yield serverFromString(
             reactor, f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}"
-        ).listen(WebSocketServerFactory(Echo, pingInterval=None))
+        ).listen(self.echoFactory())
         self.addCleanup(tls.stopListening)
         url = f"wss://localhost:{tls.getHost().port}/secure-tunnel"
         yield self.roundTrip(url, proxy=self.proxyURL, trustRoot=ca[0])
         self.assertEqual(self.proxyFactory.requests[0][1], f"localhost:{tls.getHost().port}")
-        self.assertTrue(Echo.instances[-1].request.secure)
+        self.assertTrue(self.instances[-1].request.secure)
 
-    @inlineCallbacks
-    def test_authentication(self):
-        self.proxyFactory.auth = "Basic " + base64.b64encode(b"user:p@ss").decode()
-        yield self.roundTrip(self.url(), proxy=self.proxyURL.replace("://", "://user:p%40ss@"))
-        e = yield self.assertFailure(
-            connectWS(self.url(), Client, proxy=self.proxyURL.replace("://", "://user:wrong@")),
-            WebSocketProxyError,
-        )
-        self.assertEqual(e.status, 407)
-        self.assertIn(("Proxy-Authenticate", 'Basic realm="test"'), e.headers)
-
-    @inlineCallbacks
-    def test_environment(self):
-        os.environ["http_proxy"] = self.proxyURL
-        yield self.roundTrip(self.url(), useProxyEnvironment=True)
-        self.assertEqual(len(self.proxyFactory.requests), 1)
-        # Not asked: the environment is ignored.
-        yield self.roundTrip(self.url())
-        # no_proxy wins.
-        os.environ["no_proxy"] = "localhost,127.0.0.1"
-        yield self.roundTrip(self.url(), useProxyEnvironment=True)
-        self.assertEqual(len(self.proxyFactory.requests), 1)
-        # https_proxy is for wss:// only; all_proxy is the fallback.
-        del os.environ["no_proxy"], os.environ["http_proxy"]
-        os.environ["https_proxy"] = "http://127.0.0.1:1"
-        os.environ["all_proxy"] = self.proxyURL
-        yield self.roundTrip(self.url(), useProxyEnvironment=True)
-        self.assertEqual(len(self.proxyFactory.requests), 2)
-
-
-    @inlineCallbacks
-    def test_silentProxyTimesOut(self):
-        silent = yield serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(
-            Factory.forProtocol(Protocol)
-        )
-        self.addCleanup(silent.stopListening)
-        d = connectWS(self.url(), Client, proxy=f"127.0.0.1:{silent.getHost().port}", openTimeout=0.3)
-        yield self.assertFailure(d, WebSocketOpenTimeout)
-
-    @inlineCallbacks
-    def test_proxyUnreachableTarget(self):
-        port = yield serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(Factory())
-        number = port.getHost().port
-        yield port.stopListening()
-        d = connectWS(f"ws://127.0.0.1:{number}/", Client, proxy=self.proxyURL)
-        e = yield self.assertFailure(d, WebSocketProxyError)
-        self.assertEqual(e.status, 502)
-
-
-# -- reconnecting ----------------------------------------------------------------
-
-
-class ReconnectingTests(TestCase):
-    timeout = 30
-
-    @inlineCallbacks
-    def test_survivesServerRestart(self):
-        Echo.instances = []
+    def echoFactory(self):
         factory = WebSocketServerFactory(Echo, pingInterval=None)
-        port = yield serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(factory)
-        number = port.getHost().port
-        service = ReconnectingWebSocketClient(
-            f"ws://127.0.0.1:{number}/again", Client, retryPolicy=lambda attempt: 0.05, pingInterval=None
-        )
-        service.startService()
-        first = yield service.whenConnected()
-        self.assertIsInstance(first, Client)
-        first.sendMessage("one")
-        self.assertEqual((yield first.messages.get()), "one")
-
-        # The server goes away (1012: service restart) ...
-        yield port.stopListening()
-        Echo.instances[-1].close(1012, "restarting")
-        self.assertEqual((yield first.closed)[0], 1012)
-        yield deferLater(reactor, 0, lambda: None)  # let ClientService notice
-        # ... and comes back on the same port.
-        port = yield serverFromString(reactor, f"tcp:{number}:interface=127.0.0.1").listen(factory)
-        self.addCleanup(port.stopListening)
-        second = yield service.whenConnected()
-        self.assertIsNot(second, first)
-        second.sendMessage("two")
-        self.assertEqual((yield second.messages.get()), "two")
-        self.assertEqual(len(Echo.instances), 2)
-
-        yield service.stopService()
-        self.assertEqual((yield Echo.instances[-1].closed), (1001, "going away", True))
-        self.assertTrue(second.closeInfo.wasClean)
+        factory.instances = self.instances
+        return factory
 
 
-# -- URLs -------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "url, expected",
-    [
-        ("ws://example.com", (False, "example.com", 80, "/", "example.com")),
-        ("wss://example.com/chat?room=1", (True, "example.com", 443, "/chat?room=1", "example.com")),
-        ("ws://Example.com:8080/a b", (False, "example.com", 8080, "/a%20b", "example.com:8080")),
-        ("wss://[::1]:9000/", (True, "::1", 9000, "/", "[::1]:9000")),
-        ("ws://[::1]/", (False, "::1", 80, "/", "[::1]")),
-        ("WSS://bücher.example/", (True, "xn--bcher-kva.example", 443, "/", "xn--bcher-kva.example")),
-        ("ws://h:443/", (False, "h", 443, "/", "h:443")),
-    ],
-)
-def test_parseURL(url, expected):
-    parsed = parseURL(url)
-    assert (parsed.secure, parsed.host, parsed.port, parsed.resource, parsed.hostHeader) == expected
-
-
-@pytest.mark.parametrize(
-    "url",
-    ["http://example.com/", "ws:///path", "ws://example.com/#frag", "ws://u:p@example.com/", "ws://h:99999/", "example.com"],
-)
-def test_parseURLRejects(url):
-    with pytest.raises(ValueError):
-        parseURL(url)
-
-
-def test_badArgumentsFailEarly():
-    with pytest.raises(ValueError):
-        connectWS("ws://h/", headers={"X-Evil": "a\r\nInjected: yes"})
-    with pytest.raises(ValueError):
-        connectWS("ws://h/", headers={"Sec-WebSocket-Key": "x"})
-    with pytest.raises(ValueError):
-        connectWS("ws://h/", subprotocols=["bad name"])
-    with pytest.raises(TypeError):
-        connectWS("ws://h/", noSuchOption=1)
-    with pytest.raises(ValueError):
-        connectWS("ws://h/", proxy="socks5://127.0.0.1:1080")
-
-
-# -- the example script -----------------------------------------------------------
-
-
+@pytest.mark.interop
 class ExampleTests(TestCase):
     timeout = 60
 

@@ -179,7 +179,12 @@ class ClientHandshakeProtocol(Protocol):
     def _cancel(self) -> None:
         if self._outcome.done:
             return
-        self._fail(Failure(CancelledError("the WebSocket connection attempt was cancelled")))
+        if self._handshake.state is ClientState.READING_BODY:
+            # Given up (e.g. the endpoint's open timeout) while a refusal's
+            # body was slow: the refusal is the answer, with what arrived.
+            self._conclude(self._handshake.connectionLost(), close=False)
+        else:
+            self._fail(Failure(CancelledError("the WebSocket connection attempt was cancelled")))
         if self.transport is not None:
             self.transport.abortConnection()
 
