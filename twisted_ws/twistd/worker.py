@@ -120,8 +120,14 @@ class _SharedUNIXPort(unix.Port):
 
     Relies on Twisted's private C{unix.Port._fromListeningDescriptor} (what
     C{adoptStreamPort} uses), checked before use: C{adoptStreamPort} itself
-    would chmod the file to 0666 and remove it on stop.
+    would chmod the file to 0666 and remove it on stop.  And on stop it
+    would C{shutdown()} the socket, which stops it listening in every
+    process that shares it: C{_shouldShutdown} is the private switch Twisted
+    itself clears for adopted TCP ports (C{tcp._SocketCloser}), not for
+    UNIX ones.
     """
+
+    _shouldShutdown = False
 
     def connectionLost(self, reason: Any) -> None:
         tcp.Port.connectionLost(self, reason)
@@ -131,13 +137,12 @@ def _adoptUNIX(reactor: Any, fd: int, factory: Any) -> Any:
     adopt = getattr(_SharedUNIXPort, "_fromListeningDescriptor", None)
     if adopt is None:  # pragma: no cover - a Twisted without it
         raise OSError("this Twisted cannot adopt a UNIX listening socket")
+    with socket.socket(fileno=os.dup(fd)) as probe:
+        path = probe.getsockname()
     port = adopt(reactor, fd, factory)
-    path = port.getHost().name
-    try:
+    if isinstance(path, str) and path and not path.startswith("\0"):
         # startListening chmods the file to port.mode: keep the parent's.
         port.mode = stat.S_IMODE(os.stat(path).st_mode)
-    except (OSError, TypeError, ValueError):
-        pass
     port.startListening()
     return port
 

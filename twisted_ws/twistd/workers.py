@@ -304,6 +304,13 @@ class WorkerPool(service.Service):
             stopReading = getattr(port, "stopReading", None)
             if stopReading is not None:
                 stopReading()
+        # Once the reactor runs: its own signal handlers are installed by
+        # then (ours replace them), and so is its SIGCHLD handling.
+        self.reactor.callWhenRunning(self._spawnAll)
+
+    def _spawnAll(self) -> None:
+        if not self.running or self.stopping:
+            return
         if self.handleSignals and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, self._signalled)
