@@ -599,3 +599,37 @@ def test_tlsUnixAndStatusAcrossWorkers(twistd, tmp_path: Path) -> None:
         assert not sock.exists()  # the parent removes it when it stops
     finally:
         server.stop()
+
+
+@interop
+def test_tacExample(twistd, tmp_path: Path) -> None:
+    """examples/workers.tac: the API without the plugin, under twistd -ny."""
+    import subprocess
+
+    tac = Path(__file__).resolve().parent.parent / "examples" / "workers.tac"
+    log = tmp_path / "tac.log"
+    env = dict(twistd.env, WS_LISTEN="tcp:0:interface=127.0.0.1", WS_WORKERS="2")
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            twistd.command + ["-n", "--pidfile=", "--logfile=-", "-y", str(tac)],
+            cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + DEADLINE
+        found: list[str] = []
+        while len(set(found)) < 2 and time.monotonic() < deadline and proc.poll() is None:
+            found = re.findall(r"worker (\d): listening on ws://127\.0\.0\.1:(\d+)/", log.read_text())
+            time.sleep(0.05)
+        assert len(set(found)) == 2, log.read_text()
+        port = found[0][1]
+        with connect(f"ws://127.0.0.1:{port}/", open_timeout=DEADLINE) as ws:
+            assert re.match(r"hello from worker [12] \(pid \d+\)", ws.recv(DEADLINE))
+            ws.send("echo")
+            assert ws.recv(DEADLINE) == "echo"
+            proc.send_signal(signal.SIGTERM)
+            assertClosedWith(ws, 1001)
+        assert proc.wait(DEADLINE) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(DEADLINE)

@@ -319,16 +319,22 @@ class WorkerLifeline(service.Service):
     def startService(self) -> None:
         super().startService()
         if self._handleSignals:
-            try:
-                signal.signal(signal.SIGINT, signal.SIG_IGN)
-                signal.signal(
-                    signal.SIGTERM, lambda n, f: self._reactor.callFromThread(self._stop, "SIGTERM received")
-                )
-            except ValueError:  # pragma: no cover - not the main thread
-                pass
+            # Once the reactor runs: it installs its own handlers then.
+            self._reactor.callWhenRunning(self._takeSignals)
         os.set_blocking(self._fd, False)
         self._reader = _LifelineReader(self._fd, self._parentGone)
         self._reactor.addReader(self._reader)
+
+    def _takeSignals(self) -> None:
+        if not self.running:
+            return
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(
+                signal.SIGTERM, lambda n, f: self._reactor.callFromThread(self._stop, "SIGTERM received")
+            )
+        except ValueError:  # pragma: no cover - not the main thread
+            pass
 
     def _parentGone(self) -> None:
         if self.running:
