@@ -88,6 +88,11 @@ setup(
             "websockets>=12",
             "treq>=23",
             "autobahn[twisted]>=23",
+            "txredisapi>=1.6",
+        ],
+        # RedisBus: broadcast rooms shared across processes (twistd --redis).
+        "redis": [
+            "txredisapi>=1.6",
         ],
         "bench": [
             "websockets>=13",
