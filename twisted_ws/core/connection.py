@@ -237,8 +237,9 @@ class WebSocketConnection:
         parser = self._parser
         handler = self.handler
         streaming = self.streaming
+        isOpen = OPEN
         for opcode, fin, rsv, payload, part in parser.feed(data):
-            if self.state is not OPEN:
+            if self.state is not isOpen:
                 # After our Close only the peer's Close matters (RFC 6455 §5.5.1).
                 if opcode == OP_CLOSE:
                     self._closeFrameReceived(payload)
