@@ -302,3 +302,24 @@ def test_keepaliveStopsWhenTheCloseStarts():
     app.close()
     # Only the close timeout is left.
     assert [round(c.getTime()) for c in clock.getDelayedCalls()] == [30]
+
+
+# -- naming (sendMessage's isText, the core's peerClose) -------------------------------
+
+
+def test_sendMessageIsTextAndDeprecatedIsBinary():
+    app, transport, clock = openServer()
+    app.sendMessage(b"as text", isText=True)
+    app.sendMessage("as binary", isText=False)
+    with pytest.warns(DeprecationWarning, match="isText"):
+        app.sendMessage("old spelling", isBinary=True)
+    parser = FrameParser(requireMask=False)
+    sent = [(op, payload) for op, _f, _r, payload, _p in parser.feed(transport.value())]
+    assert sent == [(OP_TEXT, b"as text"), (OP_BINARY, b"as binary"), (OP_BINARY, b"old spelling")]
+
+
+def test_closeReceivedIsOnlyTheCallback():
+    c = Core()
+    assert not hasattr(c.conn, "closeReceived")
+    c.recv(c.frame(OP_CLOSE, b"\x03\xe8x"))
+    assert c.conn.peerClose == (1000, "x")
