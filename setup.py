@@ -89,10 +89,15 @@ setup(
             "treq>=23",
             "autobahn[twisted]>=23",
             "txredisapi>=1.6",
+            "prometheus_client>=0.17",
         ],
         # RedisBus: broadcast rooms shared across processes (twistd --redis).
         "redis": [
             "txredisapi>=1.6",
+        ],
+        # twistd websocket --metrics PATH: the Prometheus text format.
+        "metrics": [
+            "prometheus_client>=0.17",
         ],
         "bench": [
             "websockets>=13",

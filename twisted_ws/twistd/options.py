@@ -131,7 +131,7 @@ class Options(usage.Options):
         "every client connected to the same URL path, a 'room'), bridge (relay each "
         "connection to a TCP backend, binary, like websockify), custom (--protocol: "
         "your own WebSocketProtocol subclass).\n"
-        "Without --static/--status the WebSocket answers on every path; with --static "
+        "Without --static/--status/--metrics the WebSocket answers on every path; with --static "
         "it lives at --path (and below) and the files are served on the same port."
     )
 
@@ -159,6 +159,9 @@ class Options(usage.Options):
         ["status", None, None,
          "Serve live counters as JSON at this URL path (default /_status when --static "
          "is used)", _urlPath],
+        ["metrics", None, None,
+         "Serve Prometheus metrics at this URL path (e.g. /metrics; needs "
+         "pip install 'twisted_ws[metrics]'); with --workers, every worker's.", _urlPath],
         ["max-queue-bytes", None, 1 << 20,
          "Broadcast mode: most bytes waiting for one slow client before it is closed "
          "with 1008 (at least --max-message-size).", _positiveInt],
@@ -233,6 +236,11 @@ class Options(usage.Options):
                 self["status"] = "/_status"
         if self["status"] is not None and self["static"] is not None and self["status"] == self["path"]:
             raise usage.UsageError("--status and --path must be different paths")
+        if self["metrics"] is not None:
+            if self["metrics"] == self["status"]:
+                raise usage.UsageError("--metrics and --status must be different paths")
+            if self["static"] is not None and self["metrics"] == self["path"]:
+                raise usage.UsageError("--metrics and --path must be different paths")
         for name in self["subprotocols"]:
             from ..core.http import isToken
 

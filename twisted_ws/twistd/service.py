@@ -287,11 +287,16 @@ def makeService(
         factory.target = targetEndpoint(reactor, options["target"])
         factory.targetDescription = options["target"]
 
-    siteMode = options["static"] is not None or options["status"] is not None
+    metrics = None
+    if options.get("metrics") is not None:
+        metrics = _metricsPage(top, hub if mode == "broadcast" else None, clock)
+    siteMode = options["static"] is not None or options["status"] is not None or metrics is not None
     if siteMode:
         status = StatusResource(top.stats, lambda: _extraStatus(extra))
         wsPath = options["path"] if options["static"] is not None else None
-        listenFactory = buildSite(factory, wsPath, options["static"], options["status"], status)
+        listenFactory = buildSite(
+            factory, wsPath, options["static"], options["status"], status, options.get("metrics"), metrics
+        )
         shownPath = wsPath if wsPath is not None else "/"
     else:
         listenFactory = factory
@@ -322,6 +327,19 @@ def _redisBus(url: str, prefix: str, reactor: Any) -> Any:
         raise StartupError(f"twisted_ws: --redis: {e}") from None
 
 
+def _metricsPage(top: WebSocketService, hub: Any, clock: Any) -> Any:
+    """The page of C{--metrics}; a missing prometheus_client is a StartupError."""
+    from .metrics import metricsForService
+
+    try:
+        page, writer = metricsForService(top, hub, clock)
+    except ImportError as e:
+        raise StartupError(f"twisted_ws: {e}") from None
+    if writer is not None:
+        writer.setServiceParent(top)  # a worker of a pool: shares its figures
+    return page
+
+
 def makeTwistdService(options: Options) -> Any:
     """
     L{makeService} for C{twistd websocket}: it also listens at once, so a
@@ -347,7 +365,12 @@ def makeTwistdService(options: Options) -> Any:
     if workers > 1:
         from .workers import poolForTwistd
 
-        return poolForTwistd(options, top)
+        pool = poolForTwistd(options, top)
+        if options.get("metrics") is not None:
+            from .metrics import shareSnapshots
+
+            shareSnapshots(pool)  # any worker's page reports every worker
+        return pool
     return top
 
 

@@ -1,6 +1,6 @@
 """
 The twisted.web site of the C{twistd websocket} service: static files, the
-WebSocket at a path and the status page on one port, and no C{Server}
+WebSocket at a path, the status page and the metrics on one port, and no C{Server}
 header on any answer.
 """
 
@@ -24,6 +24,8 @@ def buildSite(
     staticDir: str | None,
     statusPath: str | None,
     status: StatusResource | None,
+    metricsPath: str | None = None,
+    metrics: Any = None,
 ) -> Any:
     from twisted.web.resource import NoResource, Resource
     from twisted.web.server import Request, Site, version
@@ -35,9 +37,10 @@ def buildSite(
     wsSegments = _segments(wsPath) if wsPath is not None else []
     webSocket = WebSocketResource(factory, fallback=static if not wsSegments else None)
     statusSegments = _segments(statusPath) if statusPath is not None else None
+    metricsSegments = _segments(metricsPath) if metricsPath is not None else None
 
     class Root(Resource):
-        """Routes by path: the status page, the WebSocket, else the files."""
+        """Routes by path: the status and metrics pages, the WebSocket, else the files."""
 
         def getChildWithDefault(self, name: bytes, request: Any) -> Any:
             segments = [*request.prepath, *request.postpath]
@@ -46,6 +49,9 @@ def buildSite(
             if statusSegments is not None and segments == statusSegments:
                 request.prepath, request.postpath = segments, []
                 return status
+            if metricsSegments is not None and segments == metricsSegments:
+                request.prepath, request.postpath = segments, []
+                return metrics
             if segments[: len(wsSegments)] == wsSegments:
                 if not wsSegments:
                     # The WebSocket (and its fallback, the files) own the
