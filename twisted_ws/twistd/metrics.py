@@ -93,6 +93,7 @@ def takeSnapshot(tracker: Any, hub: Any = None, now: float | None = None) -> dic
     The figures of one service (a L{ConnectionTracker}) and, in broadcast
     mode, of its hub and the hub's bus, as a JSON-ready dict: what a
     scrape reports for this worker, and what it writes for the others.
+    C{now} (default: the service's clock) dates it.
     """
     stats = tracker.stats
     identity = tracker.identity()
@@ -100,7 +101,7 @@ def takeSnapshot(tracker: Any, hub: Any = None, now: float | None = None) -> dic
     snapshot: dict[str, Any] = {
         "worker": str(identity["worker"]),
         "pid": identity["pid"],
-        "time": time.time() if now is None else now,
+        "time": tracker.clock.seconds() if now is None else now,
         "startTime": stats.startedAt,
         "connectionsOpen": stats.connectionsOpen,
         "handshakesAccepted": stats.connectionsTotal,
@@ -492,18 +493,21 @@ def metricsForService(
         directory = os.environ.get(METRICS_DIRECTORY) or None
 
     def local() -> dict[str, Any]:
+        # Dated by the tracker's clock: the reactor's, i.e. the time of day,
+        # which the workers of one machine share.
         return takeSnapshot(tracker, hub)
 
     if directory is None:
         return MetricsResource(WebSocketCollector(lambda: [local()])), None
     shared = SnapshotDirectory(directory)
+    clock = clock if clock is not None else _reactorClock()
 
     def everyWorker() -> list[dict[str, Any]]:
         mine = local()
-        others = shared.read(excludeWorker=mine["worker"])
+        others = shared.read(now=clock.seconds(), excludeWorker=mine["worker"])
         return sorted([mine, *others], key=lambda s: _workerOrder(s["worker"]))
 
-    writer = SnapshotWriter(shared, local, clock if clock is not None else _reactorClock())
+    writer = SnapshotWriter(shared, local, clock)
     return MetricsResource(WebSocketCollector(everyWorker)), writer
 
 
