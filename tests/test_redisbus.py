@@ -11,7 +11,6 @@ themselves.  Every wait is bounded.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 
@@ -25,60 +24,11 @@ from twisted.trial.unittest import SkipTest, TestCase
 from twisted_ws import BroadcastHub, WebSocketProtocol
 from twisted_ws.core.frames import OP_TEXT, FrameParser
 from twisted_ws.core.options import WebSocketOptions
+from wshelpers import RedisServer, freePort
 
 pytestmark = pytest.mark.interop
 
 REDIS = shutil.which("redis-server")
-
-
-def freePort() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class RedisServer:
-    """A throwaway redis-server on 127.0.0.1:port, no persistence."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [REDIS, "--save", "", "--appendonly", "no", "--port", str(self.port), "--bind", "127.0.0.1"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"redis-server did not start on port {self.port}") from None
-                time.sleep(0.02)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
-        self.process = None
-
-    def command(self, *args: str) -> bytes:
-        """One command over a short blocking connection (RESP reply, raw)."""
-        request = b"*%d\r\n" % len(args) + b"".join(
-            b"$%d\r\n%s\r\n" % (len(a.encode()), a.encode()) for a in args
-        )
-        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
-            s.sendall(request)
-            return s.recv(4096)
-
-    def subscribers(self, channel: str) -> int:
-        reply = self.command("PUBSUB", "NUMSUB", channel)
-        # *2 $len channel :count
-        return int(reply.rsplit(b":", 1)[1].split(b"\r\n", 1)[0])
 
 
 class Member(WebSocketProtocol):

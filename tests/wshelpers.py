@@ -336,6 +336,90 @@ def parseResponse(data: bytes, method: str = "GET") -> tuple[int, dict[str, list
     return status, headers, rest[:length]
 
 
+# -- a throwaway redis-server (interop tier) -------------------------------------------
+
+
+def freePort() -> int:
+    """A TCP port of 127.0.0.1 that is free now, for servers that cannot be given port 0."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RedisServer:
+    """
+    A throwaway C{redis-server} (the Debian package) on 127.0.0.1:port,
+    persistence off; C{stop} then C{start} again runs a new one on the
+    same port.  C{executable} is C{None} when redis-server is not installed.
+    """
+
+    def __init__(self, port: int | None = None) -> None:
+        import shutil
+
+        self.executable = shutil.which("redis-server")
+        self.port = freePort() if port is None else port
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 10.0) -> None:
+        import socket
+        import subprocess
+        import time
+
+        if self.executable is None:
+            raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+        self.process = subprocess.Popen(
+            [self.executable, "--save", "", "--appendonly", "no", "--port", str(self.port),
+             "--bind", "127.0.0.1"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"redis-server did not start on port {self.port}") from None
+                time.sleep(0.02)
+
+    def stop(self) -> None:
+        import subprocess
+
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        self.process = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def command(self, *args: str) -> bytes:
+        """One command over a short blocking connection (RESP reply, raw)."""
+        import socket
+
+        request = b"*%d\r\n" % len(args) + b"".join(
+            b"$%d\r\n%s\r\n" % (len(a.encode()), a.encode()) for a in args
+        )
+        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+            s.sendall(request)
+            return s.recv(4096)
+
+    def subscribers(self, channel: str) -> int:
+        """How many connections subscribe to C{channel} (PUBSUB NUMSUB)."""
+        reply = self.command("PUBSUB", "NUMSUB", channel)
+        # *2 $len channel :count
+        return int(reply.rsplit(b":", 1)[1].split(b"\r\n", 1)[0])
+
+
 __all__ = [
     "RecordingHandler",
     "Echo",
@@ -351,4 +435,6 @@ __all__ = [
     "makeLeaf",
     "makeIssuedCertificate",
     "generateKey",
+    "freePort",
+    "RedisServer",
 ]
