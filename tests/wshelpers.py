@@ -1,7 +1,9 @@
 """
-Helpers shared by the tests: client-side frames, parsing what a server wrote,
-the one Echo protocol, a memory peer for server connections, and
-certificates.
+Helpers shared by both test tiers: client-side frames, parsing what a server
+wrote, the one C{Echo} protocol, the one C{Recorder} of connection events,
+the one C{Producer} for flow control, a client that queues what it gets, a
+memory peer for server connections, certificates, and twistd as a
+subprocess (the interop tier's C{Server}).
 """
 
 from __future__ import annotations
@@ -9,12 +11,21 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, DeferredQueue
+from twisted.internet.interfaces import IPushProducer
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import StringTransportWithDisconnection
+from zope.interface import implementer
 
+import twisted_ws
 from twisted_ws import WebSocketProtocol
 from twisted_ws.core.frames import FrameParser, serializeFrame
 from twisted_ws.core.handshake import generateKey
@@ -261,7 +272,8 @@ def makeIssuedCertificate(
 
 class Echo(WebSocketProtocol):
     """
-    The tests' one echo protocol: sends every message back.
+    The tests' one echo protocol: sends every message back, except
+    C{"close-please"}, which it answers by closing with 4001 "as you wish".
 
     C{closed} fires with (code, reason, wasClean); C{wasPaused} tells
     whether the transport ever paused it; C{ownsTransport} whether the
@@ -279,7 +291,10 @@ class Echo(WebSocketProtocol):
             instances.append(self)
 
     def messageReceived(self, message):
-        self.sendMessage(message)
+        if message == "close-please":
+            self.close(4001, "as you wish")
+        else:
+            self.sendMessage(message)
 
     def pauseProducing(self):
         self.wasPaused = True
@@ -287,6 +302,82 @@ class Echo(WebSocketProtocol):
 
     def connectionClosed(self, code, reason, wasClean):
         self.closed.callback((code, reason, wasClean))
+
+
+class Client(WebSocketProtocol):
+    """The client-side recorder: messages in a queue, the close in a Deferred."""
+
+    def connectionMade(self):
+        self.messages = DeferredQueue()
+        self.closed = Deferred()
+
+    def messageReceived(self, message):
+        self.messages.put(message)
+
+    def connectionClosed(self, code, reason, wasClean):
+        self.closed.callback((code, reason, wasClean))
+
+
+class Recorder(Protocol):
+    """
+    The tests' one recorder of a plain protocol's connection events:
+    C{made}, the C{chunks} received (C{received} joins them) and the
+    C{lost} reason.  C{greeting} is written as the connection is made.
+    """
+
+    def __init__(self, greeting: bytes = b""):
+        self.greeting = greeting
+        self.chunks: list[bytes] = []
+        self.made = False
+        self.lost = None
+
+    @property
+    def received(self) -> bytes:
+        return b"".join(self.chunks)
+
+    def connectionMade(self):
+        self.made = True
+        if self.greeting:
+            self.transport.write(self.greeting)
+
+    def dataReceived(self, data):
+        self.chunks.append(data)
+
+    def connectionLost(self, reason):
+        self.lost = reason
+
+
+class RecorderFactory(Factory):
+    """Builds C{Recorder}s and keeps each one (C{built}) and its address."""
+
+    protocol = Recorder
+
+    def __init__(self):
+        self.built: list[Recorder] = []
+        self.addresses: list = []
+
+    def buildProtocol(self, addr):
+        p = super().buildProtocol(addr)
+        self.built.append(p)
+        self.addresses.append(addr)
+        return p
+
+
+@implementer(IPushProducer)
+class Producer:
+    """The tests' one push producer: C{state} is the last thing it was told."""
+
+    def __init__(self):
+        self.state = "producing"
+
+    def pauseProducing(self):
+        self.state = "paused"
+
+    def resumeProducing(self):
+        self.state = "producing"
+
+    def stopProducing(self):
+        self.state = "stopped"
 
 
 class MemoryPeer:
@@ -334,6 +425,149 @@ def parseResponse(data: bytes, method: str = "GET") -> tuple[int, dict[str, list
     length = 0 if method == "HEAD" else int(headers.get("content-length", ["0"])[0])
     assert len(rest) >= length, (length, rest)
     return status, headers, rest[:length]
+
+
+# -- twistd as a subprocess (the interop tier) ---------------------------------------
+
+DEADLINE = 20.0  # seconds for a server to start, or a process to exit
+
+#: Listen on a port the OS picks, on the loopback interface only.
+LOCAL = ["--listen", "tcp:0:interface=127.0.0.1"]
+
+
+class Twistd:
+    """How to run twistd so that it sees the websocket plugin."""
+
+    def __init__(self, command: list[str], env: dict[str, str]) -> None:
+        self.command = command
+        self.env = env
+
+    def run(self, args: list[str], cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            self.command + args,
+            cwd=cwd,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+
+def findTwistd(tmpDir: Path) -> Twistd:
+    """
+    The current interpreter's twistd, when it lists the plugin (a normal
+    install, as in CI).  With an editable install (the dev venv) Twisted
+    cannot see C{twisted/plugins} of the checkout, so the checkout's plugin
+    module is copied into a throwaway plugin directory put on PYTHONPATH:
+    the package itself is still the one the editable install points at,
+    and no venv or download is needed.
+    """
+    command = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env.pop("PYTHONSAFEPATH", None)
+    twistd = Twistd(command, env)
+    if "websocket" in twistd.run(["--help"], tmpDir).stdout:
+        return twistd
+    plugin = Path(twisted_ws.__file__).resolve().parent.parent / "twisted" / "plugins" / "twisted_ws_plugin.py"
+    if not plugin.exists():
+        raise AssertionError(f"twistd does not list the websocket plugin and {plugin} does not exist")
+    pluginDir = tmpDir / "plugin-path" / "twisted" / "plugins"
+    pluginDir.mkdir(parents=True)
+    shutil.copy(plugin, pluginDir)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(pluginDir.parent.parent), env.get("PYTHONPATH")) if p
+    )
+    twistd = Twistd(command, env)
+    if "websocket" not in twistd.run(["--help"], tmpDir).stdout:
+        raise AssertionError("twistd does not list the websocket plugin even with the checkout's plugin module")
+    return twistd
+
+
+_LISTENING = re.compile(r"listening on (wss?|ws\+unix)://(\S+?)(/\S*)?(?: \(|$)")
+
+
+class Server:
+    """One C{twistd -n websocket ...} process and its log."""
+
+    def __init__(self, twistd: Twistd, args: list[str], cwd: Path, extraEnv: dict | None = None) -> None:
+        env = dict(twistd.env)
+        for key, value in (extraEnv or {}).items():
+            env[key] = os.pathsep.join(p for p in (value, env.get(key)) if p)
+        self.args = args
+        self.proc = subprocess.Popen(
+            twistd.command + ["-n", "--pidfile=", "--logfile=-", "websocket", *args],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+        )
+        self.lines: list[str] = []
+        self._cond = threading.Condition()
+        self._eof = False
+        threading.Thread(target=self._read, daemon=True).start()
+        self.listening: list[tuple[str, str, str]] = []
+        try:
+            count = sum(1 for a in args if a in ("--listen", "-l")) or 1
+            for n in range(count):
+                match = self.waitFor(_LISTENING, nth=n)
+                self.listening.append((match.group(1), match.group(2), match.group(3) or "/"))
+        except BaseException:
+            self.stop()
+            raise
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with self._cond:
+                self.lines.append(line.rstrip("\n"))
+                self._cond.notify_all()
+        with self._cond:
+            self._eof = True
+            self._cond.notify_all()
+
+    def waitFor(self, pattern: re.Pattern | str, timeout: float = DEADLINE, nth: int = 0) -> re.Match:
+        """The C{nth} log line matching C{pattern}, waiting up to C{timeout}."""
+        regex = re.compile(pattern) if isinstance(pattern, str) else pattern
+        found: list[re.Match] = []
+
+        def ready() -> bool:
+            found.clear()
+            found.extend(m for m in map(regex.search, self.lines) if m)
+            return len(found) > nth or self._eof
+
+        with self._cond:
+            self._cond.wait_for(ready, timeout)
+        if len(found) > nth:
+            return found[nth]
+        raise AssertionError(
+            f"no log line matching {regex.pattern!r} within {timeout}s "
+            f"(exit code {self.proc.poll()}):\n" + "\n".join(self.lines[-40:])
+        )
+
+    def hasLine(self, pattern: str) -> bool:
+        with self._cond:
+            return any(re.search(pattern, line) for line in self.lines)
+
+    @property
+    def port(self) -> int:
+        scheme, where, _ = self.listening[0]
+        return int(where.rsplit(":", 1)[1])
+
+    def url(self, path: str = "/") -> str:
+        return f"ws://127.0.0.1:{self.port}{path}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(DEADLINE)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(DEADLINE)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
 
 # -- a throwaway redis-server (interop tier) -------------------------------------------
@@ -423,6 +657,15 @@ class RedisServer:
 __all__ = [
     "RecordingHandler",
     "Echo",
+    "Client",
+    "Recorder",
+    "RecorderFactory",
+    "Producer",
+    "DEADLINE",
+    "LOCAL",
+    "Twistd",
+    "findTwistd",
+    "Server",
     "MemoryPeer",
     "parseResponse",
     "KEY",

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 from websockets.sync.client import connect
 
-from test_twistd import DEADLINE, LOCAL, Server, twistd  # noqa: F401  (twistd: a fixture)
+from wshelpers import DEADLINE, LOCAL, Server
 
 CHAT = Path(__file__).resolve().parent.parent / "examples" / "chat"
 
@@ -154,7 +154,7 @@ def browser(tmp_path: Path):
 
 
 @pytest.fixture
-def chatServer(twistd, tmp_path: Path):  # noqa: F811  (the imported fixture)
+def chatServer(twistd, tmp_path: Path):
     if not (CHAT / "index.html").exists():
         pytest.skip(f"{CHAT} is not there (not a source checkout)")
     server = Server(twistd, [*LOCAL, "--mode", "broadcast", "--static", str(CHAT)], tmp_path)
