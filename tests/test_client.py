@@ -1,15 +1,10 @@
 """
-The WebSocket client.
-
-Logic tier (most of this file): connectWS, the endpoint, the proxy tunnel
-and the reconnecting client run on a C{MemoryReactorClock}: their endpoints
-connect into memory, where our server, a hand-written broken server or an
-HTTP proxy written here answers over iosim or a string transport, and every
-timeout is driven by C{clock.advance}.
-
-Interop tier (marked): the socket is the point -- a server nobody here wrote
-(the C{websockets} package, in a thread), TLS against a real listener, and
-the example script as a subprocess.
+The WebSocket client (the logic tier): connectWS, the endpoint, the proxy
+tunnel and the reconnecting client run on a C{MemoryReactorClock}: their
+endpoints connect into memory, where our server, a hand-written broken
+server or an HTTP proxy written here answers over iosim or a string
+transport, and every timeout is driven by C{clock.advance}.  Real sockets
+are in test_client_interop.py.
 """
 
 from __future__ import annotations
@@ -17,28 +12,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import sys
-import tempfile
-import threading
-from pathlib import Path
 
 import pytest
-from twisted.internet import error, reactor
+from twisted.internet import error
 from twisted.internet.address import IPv4Address, UNIXAddress
-from twisted.internet.defer import Deferred, DeferredQueue, inlineCallbacks
-from twisted.internet.endpoints import (
-    TCP4ClientEndpoint,
-    UNIXClientEndpoint,
-    connectProtocol,
-    serverFromString,
-)
+from twisted.internet.endpoints import UNIXClientEndpoint
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import MemoryReactorClock, StringTransportWithDisconnection
-from twisted.internet.threads import deferToThread
-from twisted.internet.utils import getProcessOutputAndValue
 from twisted.python.failure import Failure
 from twisted.test.iosim import ConnectionCompleter, FakeTransport, connect
-from twisted.trial.unittest import TestCase
 
 from twisted_ws import (
     ClientHandshakeError,
@@ -46,7 +28,6 @@ from twisted_ws import (
     HandshakeError,
     InvalidServerResponse,
     Reject,
-    WebSocketProtocol,
     WebSocketServerFactory,
 )
 from twisted_ws.client import (
@@ -60,40 +41,10 @@ from twisted_ws.client import (
 )
 from twisted_ws.client.reconnecting import ReconnectingWebSocketClient
 from twisted_ws.core.frames import FrameParser
+from wshelpers import Client, Echo
 
-from wshelpers import Echo, makeCA, makeLeaf  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-BIG = 16 * 1024 * 1024
 URL = "ws://127.0.0.1/echo"
-
-
-# -- protocols ---------------------------------------------------------------
-
-
-class Client(WebSocketProtocol):
-    """The client-side recorder: messages in a queue, the close in a Deferred."""
-
-    def connectionMade(self):
-        self.messages = DeferredQueue()
-        self.closed = Deferred()
-
-    def messageReceived(self, message):
-        self.messages.put(message)
-
-    def connectionClosed(self, code, reason, wasClean):
-        self.closed.callback((code, reason, wasClean))
-
-
-class ClosingEcho(Echo):
-    """Echo that closes with 4001 when asked to."""
-
-    def messageReceived(self, message):
-        if message == "close-please":
-            self.close(4001, "as you wish")
-        else:
-            super().messageReceived(message)
 
 
 def accept(key: str) -> str:
@@ -152,7 +103,7 @@ class Net:
         self.reactor = self.clock = MemoryReactorClock()
         self.instances = []
 
-    def serve(self, port=80, protocol=ClosingEcho, **kwargs):
+    def serve(self, port=80, protocol=Echo, **kwargs):
         kwargs.setdefault("pingInterval", None)
         factory = WebSocketServerFactory(protocol, clock=self.reactor, **kwargs)
         factory.instances = self.instances
@@ -868,368 +819,3 @@ def test_parseURL(url, expected):
 def test_parseURLRejects(url):
     with pytest.raises(ValueError):
         parseURL(url)
-
-
-# == interop tier: real sockets ==========================================================
-
-class WebsocketsServer:
-    def __init__(self, **kwargs):
-        from websockets.sync.server import serve
-
-        self.closes: list[tuple[int | None, str | None]] = []
-        self.closed = Deferred()
-        kwargs.setdefault("compression", None)
-        kwargs.setdefault("ping_interval", None)
-        kwargs.setdefault("max_size", None)
-        self.server = serve(self.handler, "127.0.0.1", 0, **kwargs)
-        self.port = self.server.socket.getsockname()[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def handler(self, ws):
-        from websockets.exceptions import ConnectionClosed
-
-        try:
-            for message in ws:
-                if message == "close-please":
-                    ws.close(4002, "bye from websockets")
-                    break
-                ws.send(message)
-        except ConnectionClosed:
-            pass
-        finally:
-            rcvd = ws.protocol.close_rcvd
-            result = (rcvd.code, rcvd.reason) if rcvd is not None else (None, None)
-            self.closes.append(result)
-            reactor.callFromThread(self.closed.callback, result)
-
-    def stop(self):
-        return deferToThread(lambda: (self.server.shutdown(), self.thread.join(10)))
-
-
-class Scenarios:
-    """Run against a server nobody here wrote."""
-
-    timeout = 60
-    #: websockets refuses clients that offer none of its subprotocols.
-    extra: dict = {}
-
-    def url(self):
-        raise NotImplementedError
-
-    @inlineCallbacks
-    def test_textBinaryFragmentedPing(self):
-        p = yield connectWS(self.url(), Client, pingInterval=None, **self.extra)
-        self.assertTrue(p.isClient)
-        p.sendMessage("héllo wörld")
-        self.assertEqual((yield p.messages.get()), "héllo wörld")
-        p.sendMessage(bytes(range(256)))
-        self.assertEqual((yield p.messages.get()), bytes(range(256)))
-        writer = p.beginMessage(isText=True)
-        writer.write("frag")
-        writer.write("men")
-        writer.finish("ted ✓")
-        self.assertEqual((yield p.messages.get()), "fragmented ✓")
-        writer = p.beginMessage()
-        writer.write(b"\x00\x01")
-        writer.finish(b"\x02")
-        self.assertEqual((yield p.messages.get()), b"\x00\x01\x02")
-        rtt = yield p.ping(b"are you there")
-        self.assertGreaterEqual(rtt, 0.0)
-        info = yield p.close()
-        self.assertTrue(info.wasClean)
-        self.assertEqual(info.code, 1000)
-
-    @inlineCallbacks
-    def test_sixteenMiB(self):
-        p = yield connectWS(self.url(), Client, pingInterval=None, **self.extra, maxMessageSize=2 * BIG)
-        payload = os.urandom(BIG)
-        p.sendMessage(payload)
-        echoed = yield p.messages.get()
-        self.assertEqual(len(echoed), BIG)
-        self.assertEqual(echoed, payload)
-        text = "ü" * (BIG // 2)
-        p.sendMessage(text)
-        self.assertEqual((yield p.messages.get()), text)
-        yield p.close()
-
-    @inlineCallbacks
-    def test_clientCloses(self):
-        p = yield connectWS(self.url(), Client, pingInterval=None, **self.extra)
-        p.sendMessage("x")
-        yield p.messages.get()
-        info = yield p.close(4000, "client bye")
-        self.assertTrue(info.wasClean)
-        self.assertFalse(info.initiatedByPeer)
-        self.assertEqual((yield p.closed)[2], True)
-        self.assertEqual((yield self.serverSawClose()), (4000, "client bye"))
-
-    @inlineCallbacks
-    def test_serverCloses(self):
-        p = yield connectWS(self.url(), Client, pingInterval=None, **self.extra)
-        p.sendMessage("close-please")
-        code, reason, wasClean = yield p.closed
-        self.assertEqual((code, reason, wasClean), self.serverCloseCode)
-        self.assertTrue(p.closeInfo.initiatedByPeer)
-
-
-@pytest.mark.interop
-class WebsocketsServerTests(Scenarios, TestCase):
-    serverCloseCode = (4002, "bye from websockets", True)
-    extra = {"subprotocols": ["chat"]}
-
-    def setUp(self):
-        self.server = WebsocketsServer(
-            subprotocols=["chat"], process_request=self.processRequest
-        )
-        self.addCleanup(self.server.stop)
-
-    def processRequest(self, connection, request):
-        if request.path == "/forbidden":
-            response = connection.respond(403, "go away\n")
-            response.headers["X-Why"] = "testing"
-            return response
-        return None
-
-    def url(self, path="/echo"):
-        return f"ws://127.0.0.1:{self.server.port}{path}"
-
-    def serverSawClose(self):
-        return self.server.closed
-
-    @inlineCallbacks
-    def test_rejected403(self):
-        e = yield self.assertFailure(connectWS(self.url("/forbidden"), Client), WebSocketHandshakeRejected)
-        self.assertEqual(e.status, 403)
-        self.assertEqual(e.header("X-Why"), "testing")
-        self.assertEqual(e.body, b"go away\n")
-
-    @inlineCallbacks
-    def test_permessageDeflate(self):
-        from twisted_ws.core.deflate import ClientPerMessageDeflate
-
-        server = WebsocketsServer(compression="deflate")
-        self.addCleanup(server.stop)
-        p = yield connectWS(
-            f"ws://127.0.0.1:{server.port}/", Client, pingInterval=None,
-            extensions=[ClientPerMessageDeflate()],
-        )
-        self.assertEqual([e.name for e in p.extensions], ["permessage-deflate"])
-        text = "compress me " * 1000
-        p.sendMessage(text)
-        self.assertEqual((yield p.messages.get()), text)
-        yield p.close()
-
-    @inlineCallbacks
-    def test_subprotocol(self):
-        p = yield connectWS(self.url(), Client, subprotocols=["superchat", "chat"], pingInterval=None)
-        self.assertEqual(p.subprotocol, "chat")
-        yield p.close()
-
-
-
-@pytest.mark.interop
-class TLSTests(TestCase):
-    timeout = 30
-
-    @inlineCallbacks
-    def setUp(self):
-        directory = Path(tempfile.mkdtemp())
-        ca = makeCA(directory)
-        self.caPath = ca[0]
-        cert, key = makeLeaf(directory, ca, "localhost")
-        factory = WebSocketServerFactory(Echo, pingInterval=None)
-        factory.instances = self.instances = []
-        self.port = yield serverFromString(
-            reactor, f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}"
-        ).listen(factory)
-        self.addCleanup(self.port.stopListening)
-        self.number = self.port.getHost().port
-
-    @inlineCallbacks
-    def test_verifiedWithCA(self):
-        p = yield connectWS(f"wss://localhost:{self.number}/tls", Client, trustRoot=str(self.caPath), pingInterval=None)
-        p.sendMessage("secure")
-        self.assertEqual((yield p.messages.get()), "secure")
-        self.assertTrue(self.instances[-1].request.secure)
-        info = yield p.close()
-        self.assertTrue(info.wasClean)
-
-    @inlineCallbacks
-    def test_ipAddressVerifiedWithCA(self):
-        p = yield connectWS(f"wss://127.0.0.1:{self.number}/", Client, trustRoot=self.caPath, pingInterval=None)
-        yield p.close()
-
-    @inlineCallbacks
-    def test_failsWithoutCA(self):
-        from OpenSSL.SSL import Error as SSLError
-
-        d = connectWS(f"wss://localhost:{self.number}/", Client)
-        yield self.assertFailure(d, SSLError)
-
-    @inlineCallbacks
-    def test_failsOnWrongHostname(self):
-        from twisted_ws import CertificateVerificationError
-
-        d = connectWS(
-            f"wss://wrong.example:{self.number}/",
-            Client,
-            trustRoot=str(self.caPath),
-            endpoint=TCP4ClientEndpoint(reactor, "127.0.0.1", self.number),
-        )
-        yield self.assertFailure(d, CertificateVerificationError)
-
-
-# -- a tiny HTTP CONNECT proxy on real sockets (also used by test_tls) ---------------
-
-
-class Pipe(Protocol):
-    def __init__(self, front):
-        self.front = front
-
-    def dataReceived(self, data):
-        self.front.transport.write(data)
-
-    def connectionLost(self, reason):
-        self.front.transport.loseConnection()
-
-
-class ConnectProxy(Protocol):
-    """An HTTP CONNECT proxy that opens real connections to the target."""
-
-    def connectionMade(self):
-        self.buffer = b""
-        self.peer = None
-        self.pending = None
-
-    def dataReceived(self, data):
-        if self.peer is not None:
-            self.peer.transport.write(data)
-            return
-        if self.pending is not None:
-            self.pending.append(data)
-            return
-        self.buffer += data
-        if b"\r\n\r\n" not in self.buffer:
-            return
-        head, _, rest = self.buffer.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        method, target, _ = lines[0].split(" ")
-        headers = dict(line.split(": ", 1) for line in lines[1:])
-        self.factory.requests.append((method, target, headers))
-        if self.factory.auth and headers.get("Proxy-Authorization") != self.factory.auth:
-            self.transport.write(
-                b"HTTP/1.1 407 Proxy Authentication Required\r\n"
-                b'Proxy-Authenticate: Basic realm="test"\r\nContent-Length: 0\r\n\r\n'
-            )
-            self.transport.loseConnection()
-            return
-        host, _, port = target.rpartition(":")
-        self.pending = [rest] if rest else []
-        endpoint = TCP4ClientEndpoint(reactor, host.strip("[]"), int(port))
-        connectProtocol(endpoint, Pipe(self)).addCallbacks(self._connected, self._failed)
-
-    def _connected(self, pipe):
-        self.peer = pipe
-        self.transport.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        for data in self.pending:
-            pipe.transport.write(data)
-
-    def _failed(self, reason):
-        self.transport.write(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
-        self.transport.loseConnection()
-
-    def connectionLost(self, reason):
-        if self.peer is not None:
-            self.peer.transport.loseConnection()
-
-
-
-@pytest.mark.interop
-class ProxyTLSTests(TestCase):
-    """wss:// through a tunnel: TLS runs inside the CONNECT tunnel."""
-
-    timeout = 30
-
-    @inlineCallbacks
-    def setUp(self):
-        self.instances = []
-        self.proxyFactory = Factory.forProtocol(ConnectProxy)
-        self.proxyFactory.requests = []
-        self.proxyFactory.auth = None
-        self.proxy = yield serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(self.proxyFactory)
-        self.addCleanup(self.proxy.stopListening)
-        self.proxyURL = f"http://127.0.0.1:{self.proxy.getHost().port}"
-
-    @inlineCallbacks
-    def roundTrip(self, url, **kwargs):
-        p = yield connectWS(url, Client, pingInterval=None, **kwargs)
-        p.sendMessage("through the tunnel")
-        self.assertEqual((yield p.messages.get()), "through the tunnel")
-        info = yield p.close()
-        self.assertTrue(info.wasClean)
-
-    @inlineCallbacks
-    def test_wss(self):
-        directory = Path(tempfile.mkdtemp())
-        ca = makeCA(directory)
-        cert, key = makeLeaf(directory, ca, "localhost")
-        tls = yield serverFromString(
-            reactor, f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}"
-        ).listen(self.echoFactory())
-        self.addCleanup(tls.stopListening)
-        url = f"wss://localhost:{tls.getHost().port}/secure-tunnel"
-        yield self.roundTrip(url, proxy=self.proxyURL, trustRoot=ca[0])
-        self.assertEqual(self.proxyFactory.requests[0][1], f"localhost:{tls.getHost().port}")
-        self.assertTrue(self.instances[-1].request.secure)
-
-    def echoFactory(self):
-        factory = WebSocketServerFactory(Echo, pingInterval=None)
-        factory.instances = self.instances
-        return factory
-
-
-@pytest.mark.interop
-class ExampleTests(TestCase):
-    timeout = 60
-
-    def run_(self, *args):
-        script = str(ROOT / "examples" / "echo_client.py")
-        return getProcessOutputAndValue(sys.executable, [script, *args], env=dict(os.environ), path=str(ROOT))
-
-    @inlineCallbacks
-    def test_echo(self):
-        port = yield serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(
-            WebSocketServerFactory(Echo, pingInterval=None)
-        )
-        self.addCleanup(port.stopListening)
-        out, err, code = yield self.run_(f"ws://127.0.0.1:{port.getHost().port}/", "hello", "wörld ✓")
-        self.assertEqual((out.decode("utf-8").splitlines(), code), (["hello", "wörld ✓"], 0), err)
-
-    @inlineCallbacks
-    def test_cafile(self):
-        directory = Path(tempfile.mkdtemp())
-        ca = makeCA(directory)
-        cert, key = makeLeaf(directory, ca, "localhost")
-        port = yield serverFromString(
-            reactor, f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}"
-        ).listen(WebSocketServerFactory(Echo, pingInterval=None))
-        self.addCleanup(port.stopListening)
-        url = f"wss://localhost:{port.getHost().port}/"
-        out, err, code = yield self.run_(url, "tls", "--cafile", str(ca[0]))
-        self.assertEqual((out, code), (b"tls\n", 0), err)
-        out, err, code = yield self.run_(url, "tls")
-        self.assertNotEqual(code, 0)
-        self.assertEqual(len(err.decode().strip().splitlines()), 1, err)
-
-    @inlineCallbacks
-    def test_refused(self):
-        port = yield serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(Factory())
-        number = port.getHost().port
-        yield port.stopListening()
-        out, err, code = yield self.run_(f"ws://127.0.0.1:{number}/", "x")
-        self.assertNotEqual(code, 0)
-        lines = err.decode().strip().splitlines()
-        self.assertEqual(len(lines), 1, err)
-        self.assertIn("refused", lines[0].lower())
-        self.assertEqual(out, b"")

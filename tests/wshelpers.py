@@ -380,6 +380,75 @@ class Producer:
         self.state = "stopped"
 
 
+class Pipe(Protocol):
+    """The proxy's leg to the target: what it reads goes to the client."""
+
+    def __init__(self, front):
+        self.front = front
+
+    def dataReceived(self, data):
+        self.front.transport.write(data)
+
+    def connectionLost(self, reason):
+        self.front.transport.loseConnection()
+
+
+class ConnectProxy(Protocol):
+    """
+    An HTTP CONNECT proxy that opens real connections to the target (the
+    interop tier): its factory has C{requests} (method, target, headers)
+    and C{auth} (the Proxy-Authorization it requires, or None).
+    """
+
+    def connectionMade(self):
+        self.buffer = b""
+        self.peer = None
+        self.pending = None
+
+    def dataReceived(self, data):
+        if self.peer is not None:
+            self.peer.transport.write(data)
+            return
+        if self.pending is not None:
+            self.pending.append(data)
+            return
+        self.buffer += data
+        if b"\r\n\r\n" not in self.buffer:
+            return
+        head, _, rest = self.buffer.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        method, target, _ = lines[0].split(" ")
+        headers = dict(line.split(": ", 1) for line in lines[1:])
+        self.factory.requests.append((method, target, headers))
+        if self.factory.auth and headers.get("Proxy-Authorization") != self.factory.auth:
+            self.transport.write(
+                b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+                b'Proxy-Authenticate: Basic realm="test"\r\nContent-Length: 0\r\n\r\n'
+            )
+            self.transport.loseConnection()
+            return
+        from twisted.internet import reactor  # interop tier only: not at import time
+        from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+
+        host, _, port = target.rpartition(":")
+        self.pending = [rest] if rest else []
+        endpoint = TCP4ClientEndpoint(reactor, host.strip("[]"), int(port))
+        connectProtocol(endpoint, Pipe(self)).addCallbacks(self._connected, self._failed)
+
+    def _connected(self, pipe):
+        self.peer = pipe
+        self.transport.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        for data in self.pending:
+            pipe.transport.write(data)
+
+    def _failed(self, reason):
+        self.transport.write(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+        self.transport.loseConnection()
+
+    def connectionLost(self, reason):
+        if self.peer is not None:
+            self.peer.transport.loseConnection()
+
 class MemoryPeer:
     """
     The far end of one server connection on a memory transport: C{send}
@@ -666,6 +735,7 @@ __all__ = [
     "Twistd",
     "findTwistd",
     "Server",
+    "ConnectProxy",
     "MemoryPeer",
     "parseResponse",
     "KEY",
