@@ -26,7 +26,7 @@ from twisted.internet.testing import StringTransportWithDisconnection
 from zope.interface import implementer
 
 import twisted_ws
-from twisted_ws import WebSocketProtocol
+from twisted_ws import WebSocketProtocol, WebSocketServerFactory
 from twisted_ws.core.frames import FrameParser, serializeFrame
 from twisted_ws.core.handshake import generateKey
 
@@ -302,6 +302,20 @@ class Echo(WebSocketProtocol):
 
     def connectionClosed(self, code, reason, wasClean):
         self.closed.callback((code, reason, wasClean))
+
+
+class EchoFactory(WebSocketServerFactory):
+    """A server factory of C{Echo}s that keeps each opened one (C{instances})."""
+
+    protocol = Echo
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.instances: list[Echo] = []
+
+    @property
+    def open(self) -> int:
+        return sum(1 for p in self.instances if not p.closed.called)
 
 
 class Client(WebSocketProtocol):
@@ -726,6 +740,7 @@ class RedisServer:
 __all__ = [
     "RecordingHandler",
     "Echo",
+    "EchoFactory",
     "Client",
     "Recorder",
     "RecorderFactory",

@@ -6,15 +6,19 @@ line; the command lines parse the way their usage lines say.
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
+from websockets.sync.client import connect
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -111,3 +115,38 @@ def test_echoClientOptionsAnywhere(echoServer, arrange):
     """Options may come before, between or after the messages (they had to come last)."""
     result = runExample("echo_client.py", *arrange(echoServer))
     assert (result.returncode, result.stdout, result.stderr) == (0, "hi\nthere\n", "")
+
+
+def test_exampleWebSite():
+    """examples/web_site.py: one port, the page, the JSON status, 426 and the echo."""
+    example = EXAMPLES / "web_site.py"
+    process = subprocess.Popen(
+        [sys.executable, str(example), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        ready, _, _ = select.select([process.stdout], [], [], TIMEOUT)
+        assert ready, "the example did not start"
+        line = process.stdout.readline()
+        base = line.split("listening on ")[1].split()[0]
+        wsURL = line.split()[-1]
+        assert wsURL == base.replace("http://", "ws://") + "ws", line
+        with urllib.request.urlopen(base, timeout=TIMEOUT) as page:
+            assert b"new WebSocket" in page.read()
+        try:
+            urllib.request.urlopen(base + "ws", timeout=TIMEOUT)
+        except urllib.error.HTTPError as e:
+            assert e.code == 426
+        else:
+            raise AssertionError("a plain GET to /ws should answer 426")
+        with connect(wsURL) as ws:
+            ws.send("example")
+            assert ws.recv(timeout=TIMEOUT) == "example"
+            with urllib.request.urlopen(base + "api/status", timeout=TIMEOUT) as status:
+                assert json.loads(status.read())["connections"] == 1
+    finally:
+        process.terminate()
+        process.wait(timeout=TIMEOUT)
+        process.stdout.close()
