@@ -791,7 +791,6 @@ def test_connectWSTakesTheEndpointsKeywords():
         assert f"{name}=" in doc, name
 
 
-
 # -- URLs -------------------------------------------------------------------------
 
 

@@ -183,7 +183,6 @@ class WebsocketsServerTests(Scenarios, TestCase):
         yield p.close()
 
 
-
 class TLSTests(TestCase):
     timeout = 30
 
@@ -321,4 +320,3 @@ class ExampleTests(TestCase):
         self.assertEqual(len(lines), 1, err)
         self.assertIn("refused", lines[0].lower())
         self.assertEqual(out, b"")
-

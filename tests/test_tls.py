@@ -113,14 +113,12 @@ def test_noSubjectAltName(shapes):
     )
 
 
-
 def test_commonNameMatchesButNoSubjectAltName(shapes):
     cert, key = shapes.issue("cn-match", commonName="localhost")
     shapes.refused(
         "localhost", cert, key,
         "certificate for 'localhost' does not match (no subjectAltName; CN localhost is not used)",
     )
-
 
 
 def test_subjectAltNameMismatch(shapes):
@@ -130,11 +128,9 @@ def test_subjectAltNameMismatch(shapes):
     )
 
 
-
 def test_wildcardMatches(shapes):
     cert, key = shapes.issue("wild", commonName="x", dnsNames=["*.example.com"])
     shapes.accepted("a.example.com", cert, key)
-
 
 
 def test_wildcardCoversOneLabelOnly(shapes):
@@ -145,7 +141,6 @@ def test_wildcardCoversOneLabelOnly(shapes):
     )
 
 
-
 def test_wildcardDoesNotCoverTheBareDomain(shapes):
     cert, key = shapes.issue("wild3", commonName="x", dnsNames=["*.example.com"])
     shapes.refused(
@@ -153,11 +148,9 @@ def test_wildcardDoesNotCoverTheBareDomain(shapes):
     )
 
 
-
 def test_ipAddressMatches(shapes):
     cert, key = shapes.issue("ip", commonName="x", ipAddresses=["127.0.0.1"])
     shapes.accepted("127.0.0.1", cert, key)
-
 
 
 def test_ipAddressMismatch(shapes):
@@ -165,7 +158,6 @@ def test_ipAddressMismatch(shapes):
     shapes.refused(
         "127.0.0.1", cert, key, "certificate for '127.0.0.1' does not match (names: 127.0.0.2)"
     )
-
 
 
 def test_ipAddressIsNotMatchedByDNSName(shapes):
@@ -176,11 +168,9 @@ def test_ipAddressIsNotMatchedByDNSName(shapes):
     )
 
 
-
 def test_idnaMatches(shapes):
     cert, key = shapes.issue("idna", commonName="x", dnsNames=["xn--bcher-kva.example"])
     shapes.accepted("bücher.example", cert, key)
-
 
 
 def test_idnaMismatch(shapes):
@@ -192,18 +182,15 @@ def test_idnaMismatch(shapes):
     )
 
 
-
 def test_expired(shapes):
     cert, key = shapes.issue("expired", dnsNames=["localhost"], validDays=(-30, -1))
     error = shapes.refused("localhost", cert, key, "certificate for 'localhost' has expired")
     assert error.verifyError == 10
 
 
-
 def test_notYetValid(shapes):
     cert, key = shapes.issue("future", dnsNames=["localhost"], validDays=(2, 30))
     shapes.refused("localhost", cert, key, "certificate for 'localhost' is not yet valid")
-
 
 
 def test_selfSignedNotTrusted(shapes):
@@ -212,7 +199,6 @@ def test_selfSignedNotTrusted(shapes):
         "localhost", cert, key,
         "certificate for 'localhost' is not trusted (self-signed, not issued by a trusted CA)",
     )
-
 
 
 def test_unknownIssuer(shapes):
@@ -224,7 +210,6 @@ def test_unknownIssuer(shapes):
         "localhost", cert, key,
         "certificate for 'localhost' is not trusted (its issuer is not among the trusted CAs)",
     )
-
 
 
 def test_exceptionWhileCheckingFailsClosed(shapes):
@@ -242,7 +227,6 @@ def test_exceptionWhileCheckingFailsClosed(shapes):
     assert str(client.lost.value) == (
         "certificate for 'localhost' could not be verified (RuntimeError: unexpected)"
     )
-
 
 
 def test_exported(shapes):

@@ -24,7 +24,7 @@ from twisted.trial.unittest import TestCase
 from twisted_ws import CertificateVerificationError, WebSocketProtocol, WebSocketServerFactory
 from twisted_ws.client import WebSocketClientEndpoint, connectWS
 from twisted_ws.client.reconnecting import ReconnectingWebSocketClient
-from wshelpers import Client, ConnectProxy, Echo, Recorder, makeCA, makeIssuedCertificate
+from wshelpers import Client, ConnectProxy, Echo, Recorder, loadExample, makeCA, makeIssuedCertificate
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -159,15 +159,6 @@ class EntryPathTests(TestCase):
 
 
 # -- mutual TLS: the client's certificate on the request ---------------------------
-
-
-def loadExample(name):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(f"example_{name}", ROOT / "examples" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 class MutualTLSTests(TestCase):

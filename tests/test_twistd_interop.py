@@ -34,7 +34,6 @@ from twisted_ws.twistd import Options
 from wshelpers import DEADLINE, LOCAL, Server, Twistd, clientFrame, makeCertificate, upgradeRequest
 
 
-
 # -- help and bad options -------------------------------------------------------
 
 EVERY_OPTION = [

@@ -463,6 +463,17 @@ class ConnectProxy(Protocol):
         if self.peer is not None:
             self.peer.transport.loseConnection()
 
+def loadExample(name: str):
+    """examples/C{name}.py as a module (the examples are not a package)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"example_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 class MemoryPeer:
     """
     The far end of one server connection on a memory transport: C{send}
@@ -751,6 +762,7 @@ __all__ = [
     "findTwistd",
     "Server",
     "ConnectProxy",
+    "loadExample",
     "MemoryPeer",
     "parseResponse",
     "KEY",
