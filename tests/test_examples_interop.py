@@ -1,7 +1,9 @@
 """
 The example programs as a user runs them: real subprocesses on 127.0.0.1,
 each bounded in time.  A server that cannot listen exits non-zero with one
-line; the command lines parse the way their usage lines say.
+line; the command lines parse the way their usage lines say; web_site.py
+serves its page, status and echo on one port; two chat_rooms.py processes
+share rooms through one redis-server.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import shutil
 import socket
 import subprocess
 import sys
@@ -19,6 +22,8 @@ from pathlib import Path
 
 import pytest
 from websockets.sync.client import connect
+
+from wshelpers import RedisServer, freePort
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -150,3 +155,77 @@ def test_exampleWebSite():
         process.terminate()
         process.wait(timeout=TIMEOUT)
         process.stdout.close()
+
+
+# -- examples/chat_rooms.py: two processes, one Redis -------------------------------------
+
+
+def startChat(redisPort: int) -> tuple[subprocess.Popen, str]:
+    script = EXAMPLES / "chat_rooms.py"
+    proc = subprocess.Popen(
+        [sys.executable, str(script), "--port", "0", "--redis", f"redis://127.0.0.1:{redisPort}/0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    line = ""
+    while "ws://" not in line:
+        ready, _, _ = select.select([proc.stdout], [], [], max(deadline - time.monotonic(), 0))
+        if not ready or proc.poll() is not None:
+            proc.kill()
+            raise AssertionError(f"chat_rooms.py did not start: {line!r}")
+        line = proc.stdout.readline()
+    return proc, "ws://" + line.split("ws://", 1)[1].split("/<room>")[0]
+
+
+def test_chatRoomsExampleSharesRoomsBetweenTwoProcesses() -> None:
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    pytest.importorskip("txredisapi")
+    redis = RedisServer(freePort())
+    redis.start()
+    procs = []
+    try:
+        for _ in range(2):
+            procs.append(startChat(redis.port))
+        (_, url1), (_, url2) = procs
+        with connect(url1 + "/tea") as alice, connect(url2 + "/tea") as bob, connect(
+            url2 + "/coffee"
+        ) as carol:
+            for ws, name in ((alice, "alice"), (bob, "bob"), (carol, "carol")):
+                assert "what is your name" in ws.recv(10)
+                ws.send(name)
+            assert alice.recv(10) == "* alice joined"
+            assert bob.recv(10) == "* bob joined"
+            assert carol.recv(10) == "* carol joined"
+            # Both chat processes subscribe to the room's channel.
+            deadline = time.monotonic() + 10
+            while redis.subscribers("chat_rooms:tea") < 2:
+                assert time.monotonic() < deadline, "the room was not subscribed in both processes"
+                time.sleep(0.02)
+            alice.send("hello from process 1")
+            bob.send("hello from process 2")
+            expected = ["alice: hello from process 1", "bob: hello from process 2"]
+            for ws in (alice, bob):
+                lines: list[str] = []
+                while not all(x in lines for x in expected):  # bounded by recv's 10 s
+                    lines.append(ws.recv(10))
+                    assert len(lines) < 50
+                while True:  # then until a quiet 0.3 s: a duplicate would show here
+                    try:
+                        lines.append(ws.recv(0.3))
+                    except TimeoutError:
+                        break
+                    assert len(lines) < 50
+                # "* bob joined" may reach alice or not, as bob joined while
+                # her process was subscribing: only the chat lines count.
+                assert sorted(x for x in lines if not x.startswith("* ")) == expected, lines
+            with pytest.raises(TimeoutError):
+                carol.recv(0.3)  # another room: nothing
+    finally:
+        for proc, _ in procs:
+            proc.kill()
+            proc.wait(10)
+            proc.stdout.close()
+        redis.stop()

@@ -35,8 +35,6 @@ from twisted_ws import (
     connectWS,
 )
 
-pytestmark = pytest.mark.interop
-
 NODE_DIR = Path(__file__).resolve().parent / "node"
 INSTALL = "npm install --prefix tests/node"
 DEADLINE = 10.0  # seconds for any one wait; a run takes well under one

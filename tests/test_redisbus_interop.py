@@ -5,13 +5,13 @@ buses in one reactor stand for two processes.  Every member of a room gets
 every message exactly once, in each publisher's order; other rooms get
 nothing; and when Redis stops and starts again, local delivery goes on,
 failed publishes are counted, and the rooms are shared again by
-themselves.  Every wait is bounded.
+themselves.  Every wait is bounded.  examples/chat_rooms.py on Redis is in
+test_examples_interop.py.
 """
 
 from __future__ import annotations
 
 import shutil
-import subprocess
 import time
 
 import pytest
@@ -25,8 +25,6 @@ from twisted_ws import BroadcastHub, WebSocketProtocol
 from twisted_ws.core.frames import OP_TEXT, FrameParser
 from twisted_ws.core.options import WebSocketOptions
 from wshelpers import RedisServer, freePort
-
-pytestmark = pytest.mark.interop
 
 REDIS = shutil.which("redis-server")
 
@@ -145,83 +143,3 @@ class RedisBusTests(TestCase):
         assert b1.received() == ["before", "afterB", "afterA"]
         assert a1.received()[-2:] == ["afterA", "afterB"]
         assert busA.publishFailures == 5
-
-
-# -- examples/chat_rooms.py: two processes, one Redis -------------------------------------
-
-
-def startChat(redisPort: int) -> tuple[subprocess.Popen, str]:
-    import select
-    import sys
-    from pathlib import Path
-
-    script = Path(__file__).resolve().parent.parent / "examples" / "chat_rooms.py"
-    proc = subprocess.Popen(
-        [sys.executable, str(script), "--port", "0", "--redis", f"redis://127.0.0.1:{redisPort}/0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    deadline = time.monotonic() + 30
-    line = ""
-    while "ws://" not in line:
-        ready, _, _ = select.select([proc.stdout], [], [], max(deadline - time.monotonic(), 0))
-        if not ready or proc.poll() is not None:
-            proc.kill()
-            raise AssertionError(f"chat_rooms.py did not start: {line!r}")
-        line = proc.stdout.readline()
-    return proc, "ws://" + line.split("ws://", 1)[1].split("/<room>")[0]
-
-
-def test_chatRoomsExampleSharesRoomsBetweenTwoProcesses() -> None:
-    if REDIS is None:
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
-    pytest.importorskip("txredisapi")
-    from websockets.sync.client import connect as wsConnect
-
-    redis = RedisServer(freePort())
-    redis.start()
-    procs = []
-    try:
-        for _ in range(2):
-            procs.append(startChat(redis.port))
-        (_, url1), (_, url2) = procs
-        with wsConnect(url1 + "/tea") as alice, wsConnect(url2 + "/tea") as bob, wsConnect(
-            url2 + "/coffee"
-        ) as carol:
-            for ws, name in ((alice, "alice"), (bob, "bob"), (carol, "carol")):
-                assert "what is your name" in ws.recv(10)
-                ws.send(name)
-            assert alice.recv(10) == "* alice joined"
-            assert bob.recv(10) == "* bob joined"
-            assert carol.recv(10) == "* carol joined"
-            # Both chat processes subscribe to the room's channel.
-            deadline = time.monotonic() + 10
-            while redis.subscribers("chat_rooms:tea") < 2:
-                assert time.monotonic() < deadline, "the room was not subscribed in both processes"
-                time.sleep(0.02)
-            alice.send("hello from process 1")
-            bob.send("hello from process 2")
-            expected = ["alice: hello from process 1", "bob: hello from process 2"]
-            for ws in (alice, bob):
-                lines: list[str] = []
-                while not all(x in lines for x in expected):  # bounded by recv's 10 s
-                    lines.append(ws.recv(10))
-                    assert len(lines) < 50
-                while True:  # then until a quiet 0.3 s: a duplicate would show here
-                    try:
-                        lines.append(ws.recv(0.3))
-                    except TimeoutError:
-                        break
-                    assert len(lines) < 50
-                # "* bob joined" may reach alice or not, as bob joined while
-                # her process was subscribing: only the chat lines count.
-                assert sorted(x for x in lines if not x.startswith("* ")) == expected, lines
-            with pytest.raises(TimeoutError):
-                carol.recv(0.3)  # another room: nothing
-    finally:
-        for proc, _ in procs:
-            proc.kill()
-            proc.wait(10)
-            proc.stdout.close()
-        redis.stop()
