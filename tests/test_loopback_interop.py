@@ -25,19 +25,16 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect, unix_connect
 
 from twisted_ws import WebSocketProtocol, WebSocketServerFactory
-from wshelpers import clientFrame, makeCertificate, upgradeRequest
+from wshelpers import Echo, clientFrame, makeCertificate, upgradeRequest
 
 
-class Echo(WebSocketProtocol):
-    instances: list[Echo] = []
+class NoDelayEcho(Echo):
+    """The shared Echo, also telling whether Nagle is off on its socket."""
 
     def connectionMade(self):
-        Echo.instances.append(self)
-        self.closed = Deferred()
-        own = vars(self.transport)
-        self.ownsTransport = own.get("wrappedProtocol", own.get("protocol")) is self
+        super().connectionMade()
         # Under TLS the socket belongs to the TCP transport below the TLS layer.
-        tcp = self.transport.transport if "wrappedProtocol" in own else self.transport
+        tcp = self.transport.transport if "wrappedProtocol" in vars(self.transport) else self.transport
         handle = tcp.getHandle()
         self.noDelay = (
             handle.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
@@ -45,23 +42,14 @@ class Echo(WebSocketProtocol):
             else None
         )
 
-    def messageReceived(self, message):
-        if message == "close-please":
-            self.close(4001, "as you wish")
-        else:
-            self.sendMessage(message)
-
-    def connectionClosed(self, code, reason, wasClean):
-        self.closed.callback((code, reason, wasClean))
-
 
 class LoopbackMixin:
     timeout = 60
 
     def listen(self, description: str = "tcp:0:interface=127.0.0.1", **options):
         options.setdefault("pingInterval", None)
-        factory = WebSocketServerFactory(Echo, **options)
-        Echo.instances = []
+        factory = WebSocketServerFactory(NoDelayEcho, **options)
+        factory.instances = self.instances = []
         d = serverFromString(reactor, description).listen(factory)
 
         def listening(port):
@@ -138,10 +126,10 @@ class TCPTests(LoopbackMixin, TestCase):
             results,
             ["héllo wörld", bytes(range(256)), "fragmented ✓", b"\x00\x01", "pong", 1000],
         )
-        code, reason, wasClean = yield Echo.instances[0].closed
+        code, reason, wasClean = yield self.instances[0].closed
         self.assertEqual((code, reason, wasClean), (1000, "bye", True))
-        self.assertTrue(Echo.instances[0].ownsTransport, "the frame protocol is the transport's protocol")
-        self.assertTrue(Echo.instances[0].noDelay, "Nagle is off on the accepted socket")
+        self.assertTrue(self.instances[0].ownsTransport, "the frame protocol is the transport's protocol")
+        self.assertTrue(self.instances[0].noDelay, "Nagle is off on the accepted socket")
 
     @inlineCallbacks
     def test_16MiBEcho(self):
@@ -172,9 +160,9 @@ class TCPTests(LoopbackMixin, TestCase):
 
         rcvd = yield deferToThread(client, self.url())
         self.assertEqual(rcvd[0], 1009)
-        code, _, wasClean = yield Echo.instances[0].closed
+        code, _, wasClean = yield self.instances[0].closed
         self.assertEqual((code, wasClean), (1009, True))  # websockets echoed our code
-        self.assertEqual(Echo.instances[0].closeInfo.sentCode, 1009)
+        self.assertEqual(self.instances[0].closeInfo.sentCode, 1009)
 
     @inlineCallbacks
     def test_serverInitiatedClose(self):
@@ -190,9 +178,9 @@ class TCPTests(LoopbackMixin, TestCase):
 
         rcvd = yield deferToThread(client, self.url())
         self.assertEqual(rcvd, (4001, "as you wish"))
-        code, _, wasClean = yield Echo.instances[0].closed
+        code, _, wasClean = yield self.instances[0].closed
         self.assertEqual((code, wasClean), (4001, True))
-        self.assertFalse(Echo.instances[0].closeInfo.initiatedByPeer)
+        self.assertFalse(self.instances[0].closeInfo.initiatedByPeer)
 
     @inlineCallbacks
     def test_peerVanishes(self):
@@ -205,7 +193,7 @@ class TCPTests(LoopbackMixin, TestCase):
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
 
         yield deferToThread(client, self.port.getHost().port)
-        code, _, wasClean = yield Echo.instances[0].closed
+        code, _, wasClean = yield self.instances[0].closed
         self.assertEqual((code, wasClean), (1006, False))
 
     @inlineCallbacks
@@ -219,7 +207,7 @@ class TCPTests(LoopbackMixin, TestCase):
         limit = 256 << 20  # bounded: stop after 256 MiB whatever happens
         sock, _ = yield self.rawUpgrade()
         sent, _ = yield self.sendUntilBlocked(sock, clientFrame(0x2, b"x" * 65536), limit, 20)
-        server = Echo.instances[0]
+        server = self.instances[0]
         transport = server.transport
         buffered = len(transport.dataBuffer) + sum(map(len, transport._tempDataBuffer))
         self.assertLess(sent, limit, "the client's sends should block")
@@ -241,7 +229,7 @@ class TCPTests(LoopbackMixin, TestCase):
         yield self.listen(maxMessageSize=1 << 20, closeTimeout=30)
         sock, rest = yield self.rawUpgrade()
         _, out = yield self.sendUntilBlocked(sock, clientFrame(0x2, b"y" * 65536))
-        server = Echo.instances[0]
+        server = self.instances[0]
         self.assertTrue(server._readGate.outputBlocked, "the server's send buffer is full")
         sock.setblocking(True)
         sock.settimeout(20)
@@ -363,7 +351,7 @@ class TLSAndUNIXTests(LoopbackMixin, TestCase):
 
         result = yield deferToThread(client, self.url("wss"))
         self.assertEqual(result, ("secure", 300_000))
-        server = Echo.instances[0]
+        server = self.instances[0]
         self.assertTrue(server.request.secure)
         # The switch happened inside Twisted's TLS wrapper.
         self.assertTrue(server.ownsTransport)
@@ -382,5 +370,5 @@ class TLSAndUNIXTests(LoopbackMixin, TestCase):
 
         result = yield deferToThread(client)
         self.assertEqual(result, "over unix")
-        self.assertTrue(Echo.instances[0].ownsTransport)
-        yield Echo.instances[0].closed
+        self.assertTrue(self.instances[0].ownsTransport)
+        yield self.instances[0].closed

@@ -9,7 +9,8 @@ are built from smaller pieces, each in a module of its own:
   - L{request}: the upgrade request, checked (server) and written (client);
   - L{response}: the answer, written (server) and checked (client);
   - L{negotiation}: the subprotocol and extensions, shared by every carrier;
-  - L{extendedconnect}: the HTTP/2 carrier (RFC 8441);
+  - L{extendedconnect}: the HTTP/2 carrier (RFC 8441), server side;
+  - L{h2client}: the HTTP/2 carrier, client side;
   - L{body}: reading the start of a refusal's body;
   - L{outcomes}, L{server}, L{client}: the two objects and their outcomes.
 
@@ -23,6 +24,7 @@ from twisted_ws.core.handshake.extendedconnect import (
     extendedConnectResponse,
     validateExtendedConnect,
 )
+from twisted_ws.core.handshake.h2client import H2ClientHandshake, extendedConnectRequest
 from twisted_ws.core.handshake.keys import GUID, computeAcceptKey, generateKey
 from twisted_ws.core.handshake.negotiation import Negotiated, negotiate, selectSubprotocol
 from twisted_ws.core.handshake.outcomes import Accepted, Failed, Rejected
@@ -40,6 +42,7 @@ from twisted_ws.core.handshake.response import (
     HandshakeResponse,
     buildAcceptResponse,
     buildRejectResponse,
+    checkAcceptedTerms,
     validateResponse,
 )
 from twisted_ws.core.handshake.server import ServerHandshake, ServerState
@@ -72,6 +75,9 @@ __all__ = [
     "negotiate",
     "validateExtendedConnect",
     "extendedConnectResponse",
+    "extendedConnectRequest",
+    "H2ClientHandshake",
+    "checkAcceptedTerms",
     "BodyReader",
     "BodyFraming",
     "MAX_REFUSAL_BODY",

@@ -26,6 +26,7 @@ __all__ = [
     "buildRejectResponse",
     "HandshakeResponse",
     "validateResponse",
+    "checkAcceptedTerms",
 ]
 
 #: What a formatted Sec-WebSocket-Extensions value may contain: tokens,
@@ -149,6 +150,25 @@ def validateResponse(
     if headers.getAll("Sec-WebSocket-Accept") != [computeAcceptKey(key)]:
         raise HandshakeError(0, "server sent a wrong or missing Sec-WebSocket-Accept")
 
+    subprotocol, extensions = checkAcceptedTerms(headers, offeredProtocols, offeredExtensions)
+    return HandshakeResponse(
+        status=head.status, headers=headers, subprotocol=subprotocol, extensions=extensions
+    )
+
+
+def checkAcceptedTerms(
+    headers: Headers,
+    offeredProtocols: Sequence[str],
+    offeredExtensions: Sequence[str],
+) -> tuple[str | None, list[ExtensionOffer]]:
+    """
+    The subprotocol and extensions a server's acceptance chose, checked
+    against the offer: the same for a 101 (HTTP/1.1) and a C{:status 200}
+    (HTTP/2 extended CONNECT), so both clients read them here.
+
+    @raise HandshakeError: status 0: more than one subprotocol, or one or
+        an extension that was not offered, or a malformed extensions header.
+    """
     subprotocol: str | None = None
     if "Sec-WebSocket-Protocol" in headers:
         chosen = headers.getCommaList("Sec-WebSocket-Protocol")
@@ -166,8 +186,5 @@ def validateResponse(
     for name, _ in extensions:
         if name.lower() not in offeredNames:
             raise HandshakeError(0, f"server accepted unrequested extension {name!r}")
-
-    return HandshakeResponse(
-        status=head.status, headers=headers, subprotocol=subprotocol, extensions=extensions
-    )
+    return subprotocol, extensions
 
