@@ -21,12 +21,13 @@ from typing import Any
 
 from OpenSSL import SSL
 from zope.interface import implementer
-from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
+from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IStreamClientEndpoint
 
 from .errors import CertificateVerificationError
 
 __all__ = [
     "VerifyingClientTLSOptions",
+    "TLSClientEndpoint",
     "clientConnectionCreator",
     "loadTrustRoot",
     "loadClientCertificate",
@@ -98,6 +99,7 @@ class VerifyingClientTLSOptions:
     chain must lead to C{trustRoot} (default: the platform's CAs) and the
     leaf's subjectAltName must match the hostname (DNS names with
     wildcards and IDNA, IP addresses); the common name is never used.
+    C{acceptableProtocols} are offered in ALPN (e.g. C{[b"h2"]}).
     Every failure -- including exceptions while checking -- aborts the
     handshake with a L{CertificateVerificationError}.
     """
@@ -112,6 +114,7 @@ class VerifyingClientTLSOptions:
         from twisted.internet.ssl import CertificateOptions, platformTrust
 
         self.hostname = hostname
+        self.acceptableProtocols = list(acceptableProtocols or ())
         self._ascii, self._isIP = _asciiHostname(hostname)
         extra: dict[str, Any] = {}
         if clientCertificate is not None:
@@ -129,6 +132,10 @@ class VerifyingClientTLSOptions:
         connection = SSL.Connection(self._options.getContext(), None)
         if not self._isIP:
             connection.set_tlsext_host_name(self._ascii.encode("ascii"))
+        if self.acceptableProtocols:
+            # Per connection: recent Twisted sets ALPN on the connection it
+            # makes, not on the shared context, so ours would offer none.
+            connection.set_alpn_protos(self.acceptableProtocols)
         connection.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, self._verifier(tlsProtocol))
         return connection
 
@@ -241,14 +248,42 @@ def loadClientCertificate(clientCertificate: Any) -> Any:
     return ssl.PrivateCertificate.loadPEM(_readPEM(clientCertificate))
 
 
-def clientConnectionCreator(hostname: str, contextFactory: Any, trustRoot: Any, clientCertificate: Any) -> Any:
+def clientConnectionCreator(
+    hostname: str,
+    contextFactory: Any,
+    trustRoot: Any,
+    clientCertificate: Any,
+    acceptableProtocols: Any = None,
+) -> Any:
     """The connection creator for C{hostname}: C{contextFactory} if given
     (the caller's responsibility), else L{VerifyingClientTLSOptions} with
-    the trust root and client certificate."""
+    the trust root, client certificate and ALPN protocols to offer."""
     if contextFactory is not None:
         return contextFactory
     return VerifyingClientTLSOptions(
         hostname,
         trustRoot=loadTrustRoot(trustRoot),
         clientCertificate=loadClientCertificate(clientCertificate),
+        acceptableProtocols=acceptableProtocols,
     )
+
+
+@implementer(IStreamClientEndpoint)
+class TLSClientEndpoint:
+    """
+    C{wrapClientTLS} on a given clock: Twisted's TLS layer gathers small
+    writes until the next turn of its clock, the global reactor unless
+    told otherwise, so a connection made with another reactor (a
+    C{MemoryReactorClock} in tests) would hold them back.
+    """
+
+    def __init__(self, creator: Any, endpoint: Any, clock: Any) -> None:
+        self.creator = creator
+        self.endpoint = endpoint
+        self.clock = clock
+
+    def connect(self, protocolFactory: Any) -> Any:
+        from twisted.protocols.tls import TLSMemoryBIOFactory
+
+        tlsFactory = TLSMemoryBIOFactory(self.creator, True, protocolFactory, self.clock)
+        return self.endpoint.connect(tlsFactory).addCallback(lambda tls: tls.wrappedProtocol)
