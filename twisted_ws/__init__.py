@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .client.endpoint import WebSocketClientEndpoint, connectWS
     from .client.errors import (
         CertificateVerificationError,
+        HTTP2NotSupported,
         WebSocketHandshakeRejected,
         WebSocketOpenTimeout,
         WebSocketProxyError,
@@ -75,6 +76,7 @@ _EXPORTS = {
     "HandshakeRequest": "twisted_ws.core.handshake.request",
     "InvalidServerResponse": "twisted_ws.core.errors",
     "IBroadcastBus": "twisted_ws.apps.bus",
+    "HTTP2NotSupported": "twisted_ws.client.errors",
     "LocalBus": "twisted_ws.apps.bus",
     "MessageWriter": "twisted_ws.writer",
     "PerMessageDeflate": "twisted_ws.core.deflate",
@@ -120,6 +122,7 @@ __all__ = [
     "IBroadcastBus",
     "LocalBus",
     "MessageWriter",
+    "HTTP2NotSupported",
     "PerMessageDeflate",
     "PortSharingFactory",
     "ProtocolError",

@@ -23,6 +23,7 @@ from ..core.urls import WebSocketURL, parseURL
 from .endpoint import WebSocketClientEndpoint, connectWS
 from .errors import (
     CertificateVerificationError,
+    HTTP2NotSupported,
     WebSocketHandshakeRejected,
     WebSocketOpenTimeout,
     WebSocketProxyError,
@@ -42,6 +43,7 @@ __all__ = [
     "WebSocketProxyError",
     "WebSocketOpenTimeout",
     "CertificateVerificationError",
+    "HTTP2NotSupported",
     "ClientHandshakeProtocol",
     "MAX_REJECTION_BODY",
     "WebSocketClientFactory",

@@ -17,7 +17,7 @@ from typing import Any
 
 from twisted.internet import error
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -29,7 +29,7 @@ from ..protocol import WebSocketProtocol
 from .errors import WebSocketOpenTimeout
 from .factory import HeaderPairs, WebSocketClientFactory, headerPairs
 from .proxy import HTTPTunnelEndpoint, parseProxyURL, selectProxy
-from .tls import clientConnectionCreator
+from .tls import TLSClientEndpoint, clientConnectionCreator
 
 __all__ = ["WebSocketClientEndpoint", "connectWS"]
 
@@ -45,6 +45,18 @@ class _EndpointHandshakeFactory(WebSocketClientFactory):
 
 
 @implementer(IStreamClientEndpoint)
+def _h2ClientProtocol() -> Any:
+    """The HTTP/2 handshake protocol, imported only when asked for: it
+    needs the optional C{h2} library."""
+    try:
+        from ..http2.client import H2ClientProtocol
+    except ImportError as e:
+        raise ImportError(
+            f"http2=True needs the h2 library ({e}): pip install 'Twisted[http2]'"
+        ) from None
+    return H2ClientProtocol
+
+
 class WebSocketClientEndpoint:
     """
     An endpoint for WebSocket connections to one URL.
@@ -77,6 +89,7 @@ class WebSocketClientEndpoint:
         extensions: Sequence[ClientExtensionFactory] = (),
         options: WebSocketOptions | None = None,
         **optionValues: Any,
+        http2: bool = False,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor as defaultReactor
@@ -85,6 +98,13 @@ class WebSocketClientEndpoint:
         self.reactor = reactor
         self.url = url = parseURL(url)
         self._handshake = dict(
+        if http2 and not url.secure:
+            raise ValueError(
+                "http2=True needs a wss:// URL: WebSockets over HTTP/2 are offered over TLS "
+                "only (h2c is not supported)"
+            )
+        self.http2 = http2
+        self._h2Protocol: Any = _h2ClientProtocol() if http2 else None
             subprotocols=subprotocols,
             headers=headerPairs(headers),
             origin=origin,
@@ -111,8 +131,14 @@ class WebSocketClientEndpoint:
         elif proxy is not None:
             raise ValueError("pass either endpoint or proxy, not both")
         if url.secure:
-            creator = clientConnectionCreator(url.host, contextFactory, trustRoot, clientCertificate)
-            endpoint = wrapClientTLS(creator, endpoint)
+            creator = clientConnectionCreator(
+                url.host,
+                contextFactory,
+                trustRoot,
+                clientCertificate,
+                acceptableProtocols=[b"h2"] if http2 else None,
+            )
+            endpoint = TLSClientEndpoint(creator, endpoint, reactor)
         self.transportEndpoint = endpoint
 
     def buildFactory(
@@ -120,8 +146,14 @@ class WebSocketClientEndpoint:
         protocol: Callable[[], WebSocketProtocol] = WebSocketProtocol,
         factoryClass: type[WebSocketClientFactory] = WebSocketClientFactory,
     ) -> WebSocketClientFactory:
-        """A C{factoryClass} with this endpoint's URL and handshake settings."""
-        return factoryClass(protocol, self.url, **self._handshake)  # type: ignore[arg-type]
+        """
+        A C{factoryClass} with this endpoint's URL and handshake settings
+        (and, with C{http2}, the HTTP/2 handshake protocol).
+        """
+        factory = factoryClass(protocol, self.url, **self._handshake)  # type: ignore[arg-type]
+        if self.http2:
+            factory.handshakeProtocol = self._h2Protocol
+        return factory
 
     def connect(self, protocolFactory: Any) -> Deferred[Any]:
         """
@@ -140,7 +172,11 @@ class WebSocketClientEndpoint:
         Connect with a L{WebSocketClientFactory} of your own; fire with the
         open protocol (or the wrapper its C{wrapWebSocketProtocol} made).
         """
+        With C{http2}, the factory's C{handshakeProtocol} becomes the
+        HTTP/2 one.
         d = self.transportEndpoint.connect(factory)
+        if self.http2:
+            factory.handshakeProtocol = self._h2Protocol
         d.addCallback(lambda handshake: handshake.whenOpen())
         timeout = factory.options.openTimeout
         if timeout is not None:
@@ -172,7 +208,7 @@ def connectWS(
                   endpoint=None, contextFactory=None, trustRoot=None,
                   clientCertificate=None, proxy=None, useProxyEnvironment=False,
                   subprotocols=(), headers=(), origin=None, extensions=(),
-                  options=None, **optionValues)
+                  options=None, http2=False, **optionValues)
 
     @param protocol: a L{WebSocketProtocol} subclass or a zero-argument
         callable returning an instance.
@@ -201,6 +237,11 @@ def connectWS(
         fields (C{openTimeout=5}, C{maxMessageSize=...}) override them.
 
     @raise ValueError: (synchronously) a bad URL, header or option value.
+    @param http2: open the WebSocket over HTTP/2 (RFC 8441): TLS offers
+        ALPN C{h2} only, and the server must advertise
+        C{SETTINGS_ENABLE_CONNECT_PROTOCOL}, else the attempt fails with
+        L{HTTP2NotSupported} (no fallback to HTTP/1.1); C{wss://} only.
+        A proxy tunnel, C{endpoint} and the TLS parameters work as usual.
     @raise TypeError: (synchronously) an unknown keyword, named.
     """
     clientEndpoint = WebSocketClientEndpoint(reactor, url, **endpointOptions)

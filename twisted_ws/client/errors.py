@@ -1,7 +1,8 @@
 """
 How opening a client WebSocket can fail, beyond the transport's own errors:
 the server refused the upgrade, the whole attempt took too long, the HTTP
-proxy refused the tunnel, or the server's certificate was refused.
+proxy refused the tunnel, the server's certificate was refused, or the
+server cannot carry a WebSocket over HTTP/2.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ from collections.abc import Sequence
 from OpenSSL import SSL
 from twisted.internet import error
 
-from ..core.errors import HandshakeError, WebSocketError
+from ..core.errors import ClientHandshakeError, HandshakeError, WebSocketError
 
 __all__ = [
     "WebSocketHandshakeRejected",
     "WebSocketOpenTimeout",
     "WebSocketProxyError",
     "CertificateVerificationError",
+    "HTTP2NotSupported",
 ]
 
 
@@ -103,3 +105,13 @@ class CertificateVerificationError(WebSocketError, SSL.Error):
 
     def __str__(self) -> str:
         return " ".join(f"certificate for {self.hostname!r} {self.problem}".split())
+
+
+class HTTP2NotSupported(ClientHandshakeError):
+    """
+    C{http2=True} was asked for, but the server cannot carry a WebSocket
+    over HTTP/2: its TLS layer did not pick C{h2} (ALPN), or its SETTINGS
+    lack C{SETTINGS_ENABLE_CONNECT_PROTOCOL = 1} (RFC 8441 section 3).
+    Nothing was sent on a stream; connecting without C{http2} uses
+    HTTP/1.1.
+    """

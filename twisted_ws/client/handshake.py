@@ -34,7 +34,7 @@ from .waiters import Waiters
 if TYPE_CHECKING:
     from .factory import WebSocketClientFactory
 
-__all__ = ["ClientHandshakeProtocol", "MAX_REJECTION_BODY"]
+__all__ = ["ClientHandshakeProtocol", "MAX_REJECTION_BODY", "buildClientProtocol", "rejectionError"]
 
 _log = Logger()
 
@@ -46,6 +46,30 @@ def rejectionError(outcome: Rejected) -> WebSocketHandshakeRejected:
     """The error the application sees for a server's refusal."""
     reason = f"server refused the upgrade: {outcome.status} {outcome.reason}".rstrip()
     return WebSocketHandshakeRejected(outcome.status, reason, list(outcome.headers), outcome.body)
+
+
+def buildClientProtocol(
+    factory: WebSocketClientFactory, addr: Any, accepted: Accepted
+) -> WebSocketProtocol:
+    """
+    The application's protocol for an accepted handshake, told what was
+    negotiated -- whatever carried the handshake (HTTP/1.1 here, an HTTP/2
+    stream in L{twisted_ws.http2.client}).
+
+    @raise TypeError: the factory built something else than a
+        L{WebSocketProtocol}; or whatever the factory raised.
+    """
+    protocol = factory.buildWebSocketProtocol(addr)
+    if not isinstance(protocol, WebSocketProtocol):
+        raise TypeError(f"{protocol!r} is not a WebSocketProtocol")
+    protocol.isClient = True
+    protocol.request = accepted.request
+    protocol.response = accepted.response  # type: ignore[attr-defined]
+    protocol.subprotocol = accepted.subprotocol
+    protocol.extensions = list(accepted.extensions)
+    protocol.options = factory.options
+    protocol.clock = factory.clock
+    return protocol
 
 
 class ClientHandshakeProtocol(Protocol):
@@ -132,22 +156,13 @@ class ClientHandshakeProtocol(Protocol):
     def _open(self, accepted: Accepted) -> None:
         factory = self.factory
         try:
-            protocol = factory.buildWebSocketProtocol(self._addr)
-            if not isinstance(protocol, WebSocketProtocol):
-                raise TypeError(f"{protocol!r} is not a WebSocketProtocol")
+            protocol = buildClientProtocol(factory, self._addr, accepted)
         except Exception:
             failure = Failure()
             _log.failure("building the WebSocket protocol failed", failure)
             self._fail(failure)
             self.transport.abortConnection()
             return
-        protocol.isClient = True
-        protocol.request = accepted.request
-        protocol.response = accepted.response  # type: ignore[attr-defined]
-        protocol.subprotocol = accepted.subprotocol
-        protocol.extensions = list(accepted.extensions)
-        protocol.options = factory.options
-        protocol.clock = factory.clock
         self._stopTimer()
         receiver = factory.wrapWebSocketProtocol(protocol, self._addr)
         # The protocol gets the first frames (read with the 101) before

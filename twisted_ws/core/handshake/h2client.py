@@ -37,7 +37,8 @@ from twisted_ws.core.http import Headers, checkHeaderField, isToken
 
 __all__ = ["H2ClientHandshake", "extendedConnectRequest"]
 
-#: Connection-specific fields, which HTTP/2 forbids (RFC 9113 8.2.2).
+#: Connection-specific fields, which HTTP/2 forbids (RFC 9113 8.2.2;
+#: C{te: trailers} is the one exception).
 _CONNECTION_SPECIFIC = frozenset(
     {"connection", "upgrade", "keep-alive", "proxy-connection", "transfer-encoding", "te"}
 )
@@ -86,7 +87,8 @@ def extendedConnectRequest(
     if extensionsHeader is not None:
         fields.append(("sec-websocket-extensions", extensionsHeader))
     for name, value in checkExtraHeaders(extraHeaders):
-        if name.lower() in _CONNECTION_SPECIFIC:
+        lowered = name.lower()
+        if lowered in _CONNECTION_SPECIFIC and not (lowered == "te" and value == "trailers"):
             raise ValueError(f"header {name!r} is connection-specific, which HTTP/2 forbids")
         fields.append((name.lower(), value))
     for name, value in fields:
