@@ -1,18 +1,15 @@
 """
-Tests for permessage-deflate (RFC 7692): negotiation on both sides,
-compression through the I/O-free connection, the bounded inflater (the
-decompression bomb), and interop on loopback with the websockets library.
+Tests for permessage-deflate (RFC 7692), the logic tier: negotiation on
+both sides, compression through the I/O-free connection and the bounded
+inflater (the decompression bomb).  The websockets library and Chromium on
+loopback are in test_deflate_interop.py, the echo_server example's bomb and
+--no-deflate in test_examples_interop.py.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import random
-import socket
-import subprocess
-import sys
-import threading
 import tracemalloc
 import zlib
 from pathlib import Path
@@ -20,14 +17,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from twisted.internet import reactor
-from twisted.internet.defer import Deferred, inlineCallbacks
-from twisted.internet.endpoints import serverFromString
-from twisted.internet.threads import deferToThread
-from twisted.protocols.policies import WrappingFactory
-from twisted.trial.unittest import TestCase
 
-from twisted_ws import WebSocketProtocol, WebSocketServerFactory
 from twisted_ws.core.closecodes import parseClosePayload
 from twisted_ws.core.connection import WebSocketConnection
 from twisted_ws.core.deflate import (
@@ -53,7 +43,8 @@ from twisted_ws.core.frames import (
     FrameParser,
     serializeFrame,
 )
-from wshelpers import upgradeRequest
+from wshelpers import RecordingHandler as Recorder
+from wshelpers import deflateBomb, jsonRecords
 
 ROOT = Path(__file__).resolve().parent.parent
 TAIL = b"\x00\x00\xff\xff"
@@ -62,9 +53,6 @@ ZLIB15 = {"serverMaxWindowBits": 15, "clientMaxWindowBits": 15, "memLevel": 8}
 
 
 # -- helpers ----------------------------------------------------------------
-
-
-from wshelpers import RecordingHandler as Recorder  # noqa: E402
 
 
 class Server:
@@ -129,28 +117,6 @@ def roundTrip(sender, receiver, message, **kw):
     decoder = receiver.decoder(rsv)
     out = decoder.decode(wire, None) + decoder.finish(None)
     return wire, rsv, out
-
-
-def jsonRecords(n, seed=7):
-    rnd = random.Random(seed)
-    names = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"]
-    records = []
-    for i in range(n):
-        records.append(
-            json.dumps(
-                {
-                    "id": 100000 + i,
-                    "type": rnd.choice(["trade", "quote", "heartbeat", "order"]),
-                    "user": {"name": rnd.choice(names), "id": rnd.randrange(10000)},
-                    "symbol": rnd.choice(["BTC-USD", "ETH-USD", "SOL-USD"]),
-                    "price": round(rnd.uniform(10, 50000), 2),
-                    "size": round(rnd.uniform(0, 5), 6),
-                    "tags": rnd.sample(["fast", "big", "retail", "pro", "api"], 2),
-                    "ts": 1700000000000 + i * 37,
-                }
-            )
-        )
-    return records
 
 
 # -- server negotiation ------------------------------------------------------
@@ -696,23 +662,8 @@ def test_limitHitByTheTail():
     assert server.closeCode() == 1009
 
 
-def bomb(gib=1):
-    """
-    A raw deflate stream of C{gib} GiB of zeros, about 1 MiB long, built
-    without inflating anything: after the first 16 MiB chunk every chunk
-    zlib emits for the next 16 MiB of zeros is byte-identical.
-    """
-    c = zlib.compressobj(9, zlib.DEFLATED, -15, 9)
-    zeros = bytes(16 << 20)
-    first = c.compress(zeros) + c.flush(zlib.Z_SYNC_FLUSH)
-    second = c.compress(zeros) + c.flush(zlib.Z_SYNC_FLUSH)
-    third = c.compress(zeros) + c.flush(zlib.Z_SYNC_FLUSH)
-    assert second == third
-    return (first + second * (64 * gib - 1))[:-4]
-
-
 def test_bombIsWhatItClaims():
-    data = bomb()
+    data = deflateBomb()
     assert len(data) < 1 << 20
     # The first two chunks are 32 MiB of zeros (inflated in bounded steps).
     chunk = len(data) // 64 + 1
@@ -728,7 +679,7 @@ def test_bombIsWhatItClaims():
 
 
 def test_bombIsRefusedWithSmallMemory():
-    data = bomb()
+    data = deflateBomb()
     frame = cframe(OP_BINARY, data, rsv=RSV1)
     server = Server(DeflateExtension(), maxMessageSize=1 << 20)
     tracemalloc.start()
@@ -778,342 +729,3 @@ def test_connectionPassesCompressThrough():
     frames = server.frames()
     assert [f[2] for f in frames] == [0, RSV1, RSV1]
     assert frames[0][3] == b"x" * 1000 and len(frames[1][3]) < 50
-
-
-# -- loopback interop ------------------------------------------------------------
-
-
-class Echo(WebSocketProtocol):
-    instances: list[Echo] = []
-    result: Deferred | None = None
-
-    def connectionMade(self):
-        Echo.instances.append(self)
-        self.received = 0
-        self.sent = 0
-        conn = self._conn
-        write = conn._write
-
-        def counting(data):
-            self.sent += len(data)
-            write(data)
-
-        conn._write = counting
-
-    def dataReceived(self, data):
-        self.received += len(data)
-        WebSocketProtocol.dataReceived(self, data)
-
-    def messageReceived(self, message):
-        if isinstance(message, str) and message.startswith("RESULT "):
-            Echo.result.callback(message[7:])
-        elif message == "raw-please":
-            self.sendMessage(b"r" * 10000, compress=False)
-        else:
-            self.sendMessage(message)
-
-
-def _serverProcess(*args):
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "examples" / "echo_server.py"), "--port", "0", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    line = proc.stdout.readline()
-    if "ws://" not in line:
-        proc.kill()
-        raise AssertionError(f"echo server did not start: {line}{proc.stdout.read()}")
-    url = line.split("ws://", 1)[1].split()[0]
-    host, port = url.rstrip("/").rsplit(":", 1)
-    return proc, host, int(port)
-
-
-def _memory(pid, field):
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError(field)
-
-
-def _readExactly(sock, n):
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise AssertionError(f"connection closed after {len(data)} of {n} bytes")
-        data += chunk
-    return data
-
-
-@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
-def test_bombAgainstEchoServerProcess():
-    """A 1 MiB frame inflating to 1 GiB: 1009, and the server's peak RSS stays small."""
-    data = bomb()
-    proc, host, port = _serverProcess("--max-message-size", str(1 << 20))
-    try:
-        with socket.create_connection((host, port), timeout=20) as sock:
-            sock.sendall(upgradeRequest(extra="Sec-WebSocket-Extensions: permessage-deflate\r\n"))
-            head = b""
-            while b"\r\n\r\n" not in head:
-                chunk = sock.recv(4096)
-                assert chunk, head
-                head += chunk
-            head, _, rest = head.partition(b"\r\n\r\n")
-            assert b" 101 " in head.split(b"\r\n")[0]
-            assert b"sec-websocket-extensions: permessage-deflate" in head.lower()
-            assert rest == b""
-            before = _memory(proc.pid, "VmRSS")
-            sock.sendall(cframe(OP_BINARY, data, rsv=RSV1))
-            header = _readExactly(sock, 2)
-            assert header[0] == 0x80 | OP_CLOSE
-            payload = _readExactly(sock, header[1] & 0x7F)
-            code, reason = parseClosePayload(payload)
-            peak = _memory(proc.pid, "VmHWM")
-        assert code == 1009, reason
-        assert peak - before < 32 << 20, (before, peak)
-    finally:
-        proc.kill()
-        proc.wait()
-
-
-@pytest.mark.parametrize(
-    "option, expected",
-    [
-        ((), "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12"),
-        (("--no-deflate",), None),
-    ],
-)
-def test_echoServerDeflateOption(option, expected):
-    from websockets.sync.client import connect
-
-    proc, host, port = _serverProcess(*option)
-    try:
-        with connect(f"ws://{host}:{port}/") as ws:
-            header = ws.response.headers.get("Sec-WebSocket-Extensions")
-            ws.send("hello " * 100)
-            assert ws.recv() == "hello " * 100
-        assert header == expected
-    finally:
-        proc.kill()
-        proc.wait()
-
-
-class TrackingFactory(WrappingFactory):
-    """Knows every open connection, to abort them all and wait until they are gone."""
-
-    allGone: Deferred | None = None
-
-    def unregisterProtocol(self, p):
-        WrappingFactory.unregisterProtocol(self, p)
-        if not self.protocols and self.allGone is not None:
-            d, self.allGone = self.allGone, None
-            d.callback(None)
-
-    def drain(self):
-        if not self.protocols:
-            return None
-        self.allGone = Deferred()
-        for p in list(self.protocols):
-            p.transport.abortConnection()
-        return self.allGone
-
-
-class InteropTests(TestCase):
-    timeout = 60
-
-    def listen(self, deflate, tracking=False, **options):
-        options.setdefault("pingInterval", None)
-        factory = WebSocketServerFactory(Echo, extensions=[deflate], **options)
-        if tracking:
-            factory = self.tracker = TrackingFactory(factory)
-        Echo.instances = []
-        d = serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(factory)
-
-        def listening(port):
-            self.addCleanup(port.stopListening)
-            self.port = port
-
-        return d.addCallback(listening)
-
-    def url(self):
-        return f"ws://127.0.0.1:{self.port.getHost().port}/"
-
-    @inlineCallbacks
-    def _websocketsClient(self, deflate, expectedHeader, contextTakeover):
-        yield self.listen(deflate, maxMessageSize=4 << 20)
-        records = jsonRecords(200)
-        big = ("".join(records) * 6)[: 1 << 20]
-        bigBinary = big.encode()[::-1]
-
-        def client(url):
-            from websockets.sync.client import connect
-
-            with connect(url, max_size=None) as ws:
-                header = ws.response.headers.get("Sec-WebSocket-Extensions")
-                results = []
-                for message in (big, bigBinary, *records, "raw-please"):
-                    ws.send(message)
-                    results.append(ws.recv())
-                return header, results
-
-        header, results = yield deferToThread(client, self.url())
-        self.assertEqual(header, expectedHeader)
-        self.assertEqual(results[0], big)
-        self.assertEqual(results[1], bigBinary)
-        self.assertEqual(results[2:-1], records)
-        self.assertEqual(results[-1], b"r" * 10000)
-        server = Echo.instances[0]
-        ext = server.extensions[0]
-        self.assertIsInstance(ext, DeflateExtension)
-        self.assertEqual(ext.localNoContextTakeover, not contextTakeover)
-        plain = 2 * len(big) + sum(len(r) for r in records)
-        # Compression was used both ways: far fewer bytes than the messages
-        # (less so when every small record is compressed on its own).
-        ratio = 5 if contextTakeover else 3
-        self.assertLess(server.received, plain / ratio)
-        self.assertLess(server.sent, plain / ratio + 10000)
-        self.assertGreater(server.sent, 10000)  # the opted-out message went plain
-
-    def test_websocketsClientContextTakeover(self):
-        return self._websocketsClient(
-            PerMessageDeflate(),
-            "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12",
-            True,
-        )
-
-    def test_websocketsClientZlibDefaults(self):
-        return self._websocketsClient(PerMessageDeflate(**ZLIB15), "permessage-deflate", True)
-
-    def test_websocketsClientNoContextTakeover(self):
-        return self._websocketsClient(
-            PerMessageDeflate(
-                serverNoContextTakeover=True,
-                clientNoContextTakeover=True,
-                serverMaxWindowBits=10,
-                clientMaxWindowBits=9,
-                memLevel=4,
-            ),
-            "permessage-deflate; server_no_context_takeover; client_no_context_takeover; "
-            "server_max_window_bits=10; client_max_window_bits=9",
-            False,
-        )
-
-    @inlineCallbacks
-    def test_ourClientAgainstWebsocketsServer(self):
-        client = pytest.importorskip("twisted_ws.client")
-        from websockets.sync.server import serve
-
-        def handler(ws):
-            names = [type(e).__name__ for e in ws.protocol.extensions]
-            ws.send(json.dumps(names))
-            for message in ws:
-                ws.send(message)
-
-        server = serve(handler, "127.0.0.1", 0, compression="deflate", max_size=None)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-
-        def stop():
-            server.shutdown()
-            thread.join(10)
-
-        self.addCleanup(stop)
-        port = server.socket.getsockname()[1]
-
-        class Collector(WebSocketProtocol):
-            def connectionMade(self):
-                self.messages = []
-                self.waiting = None
-                self.received = 0
-
-            def dataReceived(self, data):
-                self.received += len(data)
-                WebSocketProtocol.dataReceived(self, data)
-
-            def messageReceived(self, message):
-                self.messages.append(message)
-                if self.waiting is not None:
-                    d, self.waiting = self.waiting, None
-                    d.callback(None)
-
-            def next(self):
-                self.waiting = Deferred()
-                return self.waiting
-
-        protocol = yield client.connectWS(
-            f"ws://127.0.0.1:{port}/",
-            Collector,
-            extensions=[ClientPerMessageDeflate()],
-            pingInterval=None,
-            maxMessageSize=4 << 20,
-        )
-        self.addCleanup(protocol.abortConnection)
-        if not protocol.messages:
-            yield protocol.next()
-        self.assertEqual(json.loads(protocol.messages[0]), ["PerMessageDeflate"])
-        ext = protocol.extensions[0]
-        self.assertIsInstance(ext, DeflateExtension)
-        records = jsonRecords(100)
-        big = "".join(records) * 3
-        for message in (big, big.encode(), *records):
-            d = protocol.next()
-            protocol.sendMessage(message)
-            yield d
-        self.assertEqual(protocol.messages[1], big)
-        self.assertEqual(protocol.messages[2], big.encode())
-        self.assertEqual(protocol.messages[3:], records)
-        # websockets compressed its echoes.
-        self.assertLess(protocol.received, (2 * len(big) + len("".join(records))) / 5)
-        self.assertIsNotNone(ext._deflater)
-        self.assertIsNotNone(ext._inflater)
-        yield protocol.close()
-
-    @inlineCallbacks
-    def test_headlessChromium(self):
-        import shutil
-
-        browser = next(
-            (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)),
-            None,
-        )
-        if browser is None:
-            pytest.skip("no Chromium")
-        yield self.listen(PerMessageDeflate(), tracking=True)
-        # A browser may open spare connections: they are aborted at the end.
-        self.addCleanup(self.tracker.drain)
-        result = Echo.result = Deferred()
-        page = Path(self.mktemp() + ".html").resolve()
-        # The page reports back over the WebSocket itself, so the test waits
-        # for that message rather than for the browser's timing.
-        page.write_text(
-            "<html><body><script>\n"
-            f"const ws = new WebSocket({json.dumps(self.url())});\n"
-            "const msg = JSON.stringify(Array.from({length: 300}, (_, i) => ({id: i, kind: 'record'})));\n"
-            "ws.onopen = () => ws.send(msg);\n"
-            "ws.onmessage = (e) => ws.send('RESULT ' + JSON.stringify("
-            "[ws.extensions, e.data === msg, msg.length]));\n"
-            "</script></body></html>"
-        )
-        proc = subprocess.Popen(
-            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-             f"--user-data-dir={Path(self.mktemp()).resolve()}", page.as_uri()],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-        def stop():
-            proc.kill()
-            proc.wait()
-
-        self.addCleanup(stop)
-        result.addTimeout(30, reactor)
-        extensions, echoed, length = json.loads((yield result))
-        self.assertEqual(
-            extensions, "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12"
-        )
-        self.assertTrue(echoed)
-        # Both directions were compressed.
-        server = Echo.instances[0]
-        self.assertLess(server.received, length / 4)
-        self.assertLess(server.sent, length / 4)

@@ -18,12 +18,15 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from websockets.sync.client import connect
 
-from wshelpers import RedisServer, freePort
+from twisted_ws.core.closecodes import parseClosePayload
+from twisted_ws.core.frames import OP_BINARY, OP_CLOSE, RSV1
+from wshelpers import RedisServer, clientFrame, deflateBomb, freePort, upgradeRequest
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -50,11 +53,11 @@ def busyPort():
         yield holder.getsockname()[1]
 
 
-@pytest.fixture
-def echoServer():
-    """examples/echo_server.py on an OS-chosen port; yields its ws:// URL."""
+@contextmanager
+def echoServerProcess(*args: str):
+    """examples/echo_server.py on an OS-chosen port: (process, host, port)."""
     proc = subprocess.Popen(
-        [sys.executable, str(EXAMPLES / "echo_server.py"), "--port", "0"],
+        [sys.executable, str(EXAMPLES / "echo_server.py"), "--port", "0", *args],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -69,11 +72,19 @@ def echoServer():
             if not ready or proc.poll() is not None:
                 raise AssertionError(f"echo server did not start: {line!r}")
             line = proc.stdout.readline()
-        yield "ws://" + line.split("ws://", 1)[1].split()[0]
+        host, port = line.split("ws://", 1)[1].split()[0].rstrip("/").rsplit(":", 1)
+        yield proc, host, int(port)
     finally:
         proc.kill()
         proc.wait(TIMEOUT)
         proc.stdout.close()
+
+
+@pytest.fixture
+def echoServer():
+    """examples/echo_server.py on an OS-chosen port; yields its ws:// URL."""
+    with echoServerProcess() as (_, host, port):
+        yield f"ws://{host}:{port}/"
 
 
 @pytest.mark.parametrize("script", ["echo_server.py", "web_site.py", "shared_port.py"])
@@ -229,3 +240,66 @@ def test_chatRoomsExampleSharesRoomsBetweenTwoProcesses() -> None:
             proc.wait(10)
             proc.stdout.close()
         redis.stop()
+
+
+# -- echo_server.py and permessage-deflate -------------------------------------------
+
+
+def _memory(pid, field):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(field)
+
+
+def _readExactly(sock, n):
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise AssertionError(f"connection closed after {len(data)} of {n} bytes")
+        data += chunk
+    return data
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
+def test_bombAgainstEchoServerProcess():
+    """A 1 MiB frame inflating to 1 GiB: 1009, and the server's peak RSS stays small."""
+    data = deflateBomb()
+    with echoServerProcess("--max-message-size", str(1 << 20)) as (proc, host, port):
+        with socket.create_connection((host, port), timeout=20) as sock:
+            sock.sendall(upgradeRequest(extra="Sec-WebSocket-Extensions: permessage-deflate\r\n"))
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = sock.recv(4096)
+                assert chunk, head
+                head += chunk
+            head, _, rest = head.partition(b"\r\n\r\n")
+            assert b" 101 " in head.split(b"\r\n")[0]
+            assert b"sec-websocket-extensions: permessage-deflate" in head.lower()
+            assert rest == b""
+            before = _memory(proc.pid, "VmRSS")
+            sock.sendall(clientFrame(OP_BINARY, data, rsv=RSV1))
+            header = _readExactly(sock, 2)
+            assert header[0] == 0x80 | OP_CLOSE
+            payload = _readExactly(sock, header[1] & 0x7F)
+            code, reason = parseClosePayload(payload)
+            peak = _memory(proc.pid, "VmHWM")
+    assert code == 1009, reason
+    assert peak - before < 32 << 20, (before, peak)
+
+
+@pytest.mark.parametrize(
+    "option, expected",
+    [
+        ((), "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12"),
+        (("--no-deflate",), None),
+    ],
+)
+def test_echoServerDeflateOption(option, expected):
+    with echoServerProcess(*option) as (_, host, port):
+        with connect(f"ws://{host}:{port}/", open_timeout=TIMEOUT) as ws:
+            header = ws.response.headers.get("Sec-WebSocket-Extensions")
+            ws.send("hello " * 100)
+            assert ws.recv(TIMEOUT) == "hello " * 100
+    assert header == expected

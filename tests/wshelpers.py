@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import json
 import os
+import random
 import re
 import shutil
 import subprocess
 import sys
 import threading
+import zlib
 from pathlib import Path
 
 from twisted.internet.address import IPv4Address
@@ -463,6 +466,44 @@ class ConnectProxy(Protocol):
         if self.peer is not None:
             self.peer.transport.loseConnection()
 
+def deflateBomb(gib: int = 1) -> bytes:
+    """
+    A raw deflate stream of C{gib} GiB of zeros, about 1 MiB long, built
+    without inflating anything: after the first 16 MiB chunk every chunk
+    zlib emits for the next 16 MiB of zeros is byte-identical.
+    """
+    c = zlib.compressobj(9, zlib.DEFLATED, -15, 9)
+    zeros = bytes(16 << 20)
+    first = c.compress(zeros) + c.flush(zlib.Z_SYNC_FLUSH)
+    second = c.compress(zeros) + c.flush(zlib.Z_SYNC_FLUSH)
+    third = c.compress(zeros) + c.flush(zlib.Z_SYNC_FLUSH)
+    assert second == third
+    return (first + second * (64 * gib - 1))[:-4]
+
+
+def jsonRecords(n: int, seed: int = 7) -> list[str]:
+    """C{n} JSON records of a trading feed: realistic, compressible messages."""
+    rnd = random.Random(seed)
+    names = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"]
+    records = []
+    for i in range(n):
+        records.append(
+            json.dumps(
+                {
+                    "id": 100000 + i,
+                    "type": rnd.choice(["trade", "quote", "heartbeat", "order"]),
+                    "user": {"name": rnd.choice(names), "id": rnd.randrange(10000)},
+                    "symbol": rnd.choice(["BTC-USD", "ETH-USD", "SOL-USD"]),
+                    "price": round(rnd.uniform(10, 50000), 2),
+                    "size": round(rnd.uniform(0, 5), 6),
+                    "tags": rnd.sample(["fast", "big", "retail", "pro", "api"], 2),
+                    "ts": 1700000000000 + i * 37,
+                }
+            )
+        )
+    return records
+
+
 def loadExample(name: str):
     """examples/C{name}.py as a module (the examples are not a package)."""
     import importlib.util
@@ -763,6 +804,8 @@ __all__ = [
     "Server",
     "ConnectProxy",
     "loadExample",
+    "deflateBomb",
+    "jsonRecords",
     "MemoryPeer",
     "parseResponse",
     "KEY",
