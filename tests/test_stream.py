@@ -1,26 +1,20 @@
 """
-The stream-over-WebSocket adapter on memory transports: writes become
-frames, messages become dataReceived, close and flow control map both ways.
+The stream-over-WebSocket adapter on memory transports (the logic tier):
+writes become frames, messages become dataReceived, close and flow control
+map both ways.  Real sockets are in test_stream_interop.py.
 """
 
 from __future__ import annotations
 
 import struct
-from functools import partial
 
 import pytest
-from twisted.internet import reactor
-from twisted.internet.defer import Deferred, inlineCallbacks
-from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import IConsumer, IPushProducer, ITransport
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Factory
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransportWithDisconnection
-from twisted.internet.threads import deferToThread
 from twisted.protocols.basic import LineReceiver
-from twisted.trial.unittest import TestCase
-from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from twisted_ws.core.frames import OP_BINARY, OP_CLOSE, OP_TEXT, FrameParser
@@ -29,45 +23,13 @@ from twisted_ws.apps.stream import (
     StreamOverWebSocketProtocol,
     WebSocketStreamTransport,
 )
-from wshelpers import clientFrame, serverFrames, splitResponse, upgradeRequest
-
-
-class Inner(Protocol):
-    """Records what the stream protocol sees."""
-
-    def __init__(self):
-        self.received: list[bytes] = []
-        self.lost = None
-        self.made = False
-
-    def connectionMade(self):
-        self.made = True
-
-    def dataReceived(self, data):
-        self.received.append(data)
-
-    def connectionLost(self, reason):
-        self.lost = reason
-
-
-class InnerFactory(Factory):
-    protocol = Inner
-
-    def __init__(self):
-        self.built: list[Inner] = []
-        self.addresses = []
-
-    def buildProtocol(self, addr):
-        p = super().buildProtocol(addr)
-        self.built.append(p)
-        self.addresses.append(addr)
-        return p
+from wshelpers import Producer, RecorderFactory, clientFrame, serverFrames, splitResponse, upgradeRequest
 
 
 def openStream(**kw):
     """An open adapter on a memory transport: (websocket, inner, transport, clock)."""
     clock = Clock()
-    inner = kw.pop("innerFactory", None) or InnerFactory()
+    inner = kw.pop("innerFactory", None) or RecorderFactory()
     factory = StreamOverWebSocketFactory(inner, clock=clock, pingInterval=None, **kw)
     transport = StringTransportWithDisconnection()
     handshake = factory.buildProtocol(None)
@@ -153,13 +115,13 @@ def test_messagesGoToDataReceived():
     ws, inner, transport, _ = openStream()
     ws.dataReceived(clientFrame(OP_TEXT, "h\u00e9".encode()))
     ws.dataReceived(clientFrame(OP_BINARY, b"\x00\xff"))
-    assert inner.received == ["h\u00e9".encode(), b"\x00\xff"]
+    assert inner.chunks == ["h\u00e9".encode(), b"\x00\xff"]
 
 
 def test_lineModeAppendsAndCutsTheDelimiter():
     ws, inner, transport, _ = openStream(delimiter=b"\r\n")
     ws.dataReceived(clientFrame(OP_TEXT, b"GET key"))
-    assert inner.received == [b"GET key\r\n"]
+    assert inner.chunks == [b"GET key\r\n"]
     inner.transport.write(b"OK\r\nhal")
     inner.transport.write(b"f\r\n\r\ntail")
     assert frames(transport) == [
@@ -229,22 +191,6 @@ def test_refusedByTheWrappedFactoryCloses():
     out = frames(transport)
     assert out[0][0] == OP_CLOSE and struct.unpack("!H", out[0][2][:2])[0] == 1013
 
-
-@implementer(IPushProducer)
-class Producer:
-    def __init__(self):
-        self.state = "producing"
-
-    def pauseProducing(self):
-        self.state = "paused"
-
-    def resumeProducing(self):
-        self.state = "producing"
-
-    def stopProducing(self):
-        self.state = "stopped"
-
-
 def test_producerOnTheStreamTransportFollowsTheWebSocket():
     ws, inner, transport, _ = openStream()
     producer = Producer()
@@ -265,12 +211,12 @@ def test_pausingTheStreamTransportHoldsMessages():
     inner.transport.pauseProducing()
     assert transport.producerState == "paused"
     ws.dataReceived(clientFrame(OP_TEXT, b"1") + clientFrame(OP_TEXT, b"2"))
-    assert inner.received == []
+    assert inner.chunks == []
     inner.transport.resumeProducing()
-    assert inner.received == [b"1", b"2"]
+    assert inner.chunks == [b"1", b"2"]
     assert transport.producerState == "producing"
     ws.dataReceived(clientFrame(OP_TEXT, b"3"))
-    assert inner.received == [b"1", b"2", b"3"]
+    assert inner.chunks == [b"1", b"2", b"3"]
 
 
 def test_resumingTheStreamKeepsReadingPausedWhileTheWebSocketIsFull():
@@ -291,7 +237,7 @@ def test_stopProducingLosesTheConnection():
 
 
 def test_clientSideAdapterMasksFrames():
-    inner = InnerFactory()
+    inner = RecorderFactory()
     ws = StreamOverWebSocketProtocol(inner, isClient=True, binary=True)
     ws.clock = Clock()
     transport = StringTransportWithDisconnection()
@@ -308,93 +254,9 @@ def test_clientSideAdapterMasksFrames():
     assert [(op, payload) for op, _, _, payload, _ in pieces] == [(OP_BINARY, b"\x01\x02")]
     # Unmasked server frames reach the stream protocol.
     ws.dataReceived(b"\x82\x02\x03\x04")
-    assert stream.received == [b"\x03\x04"]
+    assert stream.chunks == [b"\x03\x04"]
 
 
 def test_badDelimiterIsRefused():
     with pytest.raises(ValueError):
-        StreamOverWebSocketProtocol(InnerFactory(), delimiter=b"")
-
-
-# -- loopback ------------------------------------------------------------------
-
-class Commands(LineReceiver):
-    """Server side: answers lines; C{quit} says bye and hangs up."""
-
-    def lineReceived(self, line):
-        if line == b"quit":
-            self.sendLine(b"bye")
-            self.transport.loseConnection()
-        else:
-            self.sendLine(b"you said " + line)
-
-
-class Asker(LineReceiver):
-    """Client side: asks two questions, then hangs up."""
-
-    def connectionMade(self):
-        self.answers = []
-        self.factory.connected.callback(self)
-        self.sendLine(b"one")
-        self.sendLine(b"two")
-
-    def lineReceived(self, line):
-        self.answers.append(line)
-        if len(self.answers) == 2:
-            self.transport.loseConnection()
-
-    def connectionLost(self, reason):
-        self.factory.lost.callback((self.answers, reason))
-
-
-class LoopbackTests(TestCase):
-    timeout = 30
-
-    @inlineCallbacks
-    def listen(self):
-        factory = StreamOverWebSocketFactory(
-            Factory.forProtocol(Commands), delimiter=b"\r\n", pingInterval=None
-        )
-        port = yield serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(factory)
-        self.addCleanup(port.stopListening)
-        return f"ws://127.0.0.1:{port.getHost().port}/"
-
-    @inlineCallbacks
-    def test_loseConnectionClosesWith1000(self):
-        from websockets.exceptions import ConnectionClosedOK
-        from websockets.sync.client import connect
-
-        url = yield self.listen()
-
-        def client():
-            with connect(url, open_timeout=10) as ws:
-                ws.send("hello")
-                first = ws.recv(timeout=10)
-                ws.send("quit")
-                second = ws.recv(timeout=10)
-                try:
-                    ws.recv(timeout=10)
-                except ConnectionClosedOK as e:
-                    return first, second, e.rcvd.code
-                return first, second, None
-
-        self.assertEqual((yield deferToThread(client)), ("you said hello", "bye", 1000))
-
-    @inlineCallbacks
-    def test_clientSideAdapterWithConnectWS(self):
-        from twisted_ws.client import connectWS
-
-        url = yield self.listen()
-        factory = Factory.forProtocol(Asker)
-        factory.connected, factory.lost = Deferred(), Deferred()
-        ws = yield connectWS(
-            url, partial(StreamOverWebSocketProtocol, factory, delimiter=b"\r\n"), pingInterval=None
-        )
-        self.assertTrue(ws.isClient)
-        asker = yield factory.connected
-        self.assertEqual(asker.transport.getPeer(), ws.transport.getPeer())
-        answers, reason = yield factory.lost
-        self.assertEqual(answers, [b"you said one", b"you said two"])
-        self.assertTrue(reason.check(ConnectionDone), reason)
-        info = yield ws.whenClosed()
-        self.assertEqual((info.code, info.wasClean), (1000, True))
+        StreamOverWebSocketProtocol(RecorderFactory(), delimiter=b"")
