@@ -10,24 +10,28 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransportWithDisconnection
 
-from twisted_ws import Accept, Reject, WebSocketProtocol, WebSocketServerFactory
+from twisted_ws import Accept, Reject, WebSocketServerFactory
 from twisted_ws.core.frames import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT
 from twisted_ws.core.handshake import computeAcceptKey
-from wshelpers import KEY, clientFrame, serverFrames, splitResponse, upgradeRequest
+from wshelpers import KEY, Echo, Producer, clientFrame, serverFrames, splitResponse, upgradeRequest
 
 
-class Recorder(WebSocketProtocol):
-    """Records what happens to it, echoes messages."""
+class EventEcho(Echo):
+    """
+    The shared Echo, recording what happens to it in C{events} (instead of
+    its C{closed} Deferred: some tests here lose the connection twice).
+    """
 
     def __init__(self) -> None:
         self.events: list[tuple] = []
 
     def connectionMade(self) -> None:
+        super().connectionMade()
         self.events.append(("open", self.request.path, self.subprotocol))
 
     def messageReceived(self, message) -> None:
         self.events.append(("message", message))
-        self.sendMessage(message)
+        super().messageReceived(message)
 
     def connectionClosed(self, code, reason, wasClean) -> None:
         self.events.append(("closed", code, reason, wasClean))
@@ -45,7 +49,7 @@ def connect(factory: WebSocketServerFactory):
 def makeFactory(**kw) -> tuple[WebSocketServerFactory, Clock]:
     clock = Clock()
     kw.setdefault("pingInterval", None)
-    return WebSocketServerFactory(Recorder, clock=clock, **kw), clock
+    return WebSocketServerFactory(EventEcho, clock=clock, **kw), clock
 
 
 def openConnection(**kw):
@@ -53,7 +57,7 @@ def openConnection(**kw):
     handshake, transport = connect(factory)
     handshake.dataReceived(upgradeRequest("/chat"))
     app = transport.protocol
-    assert isinstance(app, Recorder)
+    assert isinstance(app, EventEcho)
     head, rest = splitResponse(transport.value())
     assert head.startswith(b"HTTP/1.1 101 ")
     transport.clear()
@@ -69,7 +73,7 @@ def test_upgradeSwitchesTheTransport():
     assert f"Sec-WebSocket-Accept: {computeAcceptKey(KEY)}".encode() in head
     assert b"Server:" not in head
     app = transport.protocol
-    assert isinstance(app, Recorder)
+    assert isinstance(app, EventEcho)
     assert app.transport is transport
     assert app.events == [("open", "/chat", None)]
     # The open timeout was cancelled with the switch.
@@ -210,7 +214,7 @@ def test_acceptHookDeferredAccept():
 def test_pauseAskedAtOpenSurvivesADeferredAccept():
     # The transport, paused while the hook decided, is resumed before the
     # WebSocket starts, so the WebSocket's own pause is not undone.
-    class Holder(Recorder):
+    class Holder(EventEcho):
         def connectionMade(self):
             super().connectionMade()
             self.pauseReading()
@@ -300,7 +304,7 @@ def test_allowedOrigins(origin, allowed):
 
 def test_unknownOptionIsAnError():
     with pytest.raises(TypeError):
-        WebSocketServerFactory(Recorder, maxMesageSize=3)
+        WebSocketServerFactory(EventEcho, maxMesageSize=3)
 
 
 def test_connectionLostDuringHook():
@@ -448,7 +452,7 @@ def test_streamingSend():
     ]
 
 
-class Streamer(Recorder):
+class Streamer(EventEcho):
     streamMessages = True
 
     def messageStarted(self, isText):
@@ -502,19 +506,6 @@ def test_fullTransportPausesReadingAndQueues():
 
 def test_applicationProducerIsPaused():
     app, transport, _ = openConnection()
-
-    class Producer:
-        state = "producing"
-
-        def pauseProducing(self):
-            self.state = "paused"
-
-        def resumeProducing(self):
-            self.state = "producing"
-
-        def stopProducing(self):
-            self.state = "stopped"
-
     producer = Producer()
     app.registerProducer(producer, True)
     app.pauseProducing()
@@ -553,7 +544,7 @@ def test_handshakeRejectedHookSeesEveryRefusal():
             raise Reject(403, "no")
 
     clock = Clock()
-    factory = Counting(Recorder, clock=clock, accept=accept, pingInterval=None, openTimeout=1)
+    factory = Counting(EventEcho, clock=clock, accept=accept, pingInterval=None, openTimeout=1)
     handshake, _ = connect(factory)
     handshake.dataReceived(b"POST / HTTP/1.1\r\n\r\n")
     handshake, _ = connect(factory)
@@ -587,7 +578,7 @@ def test_pauseReadingComposesWithFlowControl():
     assert transport.producerState == "producing"
 
 
-class Buggy(Recorder):
+class Buggy(EventEcho):
     def messageReceived(self, message):
         raise ZeroDivisionError("bug in the application")
 
