@@ -34,6 +34,7 @@ from twisted_ws import (
     WebSocketServerFactory,
     connectWS,
 )
+from wshelpers import Client, Echo
 
 NODE_DIR = Path(__file__).resolve().parent / "node"
 INSTALL = "npm install --prefix tests/node"
@@ -149,12 +150,12 @@ class NodeProcess(ProcessProtocol):
         return [json.loads(line[len(prefix) + 1 :]) for line in self.lines if line.startswith(prefix + " ")]
 
 
-class Echo(WebSocketProtocol):
-    """Echo every message; "close-me" closes with 4000 'bye'; ping on open."""
+class PingingEcho(Echo):
+    """The shared Echo, also keeping what it got; "close-me" closes with 4000 'bye'; pings on open."""
 
     def connectionMade(self) -> None:
+        super().connectionMade()
         self.received: list[str | bytes] = []
-        self.factory.connections.append(self)
         self.pinged = self.ping(b"twisted-ping")
 
     def messageReceived(self, message: str | bytes) -> None:
@@ -162,26 +163,7 @@ class Echo(WebSocketProtocol):
         if message == "close-me":
             self.close(4000, "bye")
         else:
-            self.sendMessage(message)
-
-
-class Client(WebSocketProtocol):
-    """Record messages; L{nextMessage} waits for the next one."""
-
-    def connectionMade(self) -> None:
-        self.received: list[str | bytes] = []
-        self._waiting: Deferred | None = None
-
-    def messageReceived(self, message: str | bytes) -> None:
-        self.received.append(message)
-        if self._waiting is not None:
-            d, self._waiting = self._waiting, None
-            d.callback(message)
-
-    def nextMessage(self) -> Deferred:
-        d: Deferred = Deferred()
-        self._waiting = d
-        return d.addTimeout(DEADLINE, reactor)
+            super().messageReceived(message)
 
 
 class NodeInteropMixin:
@@ -221,11 +203,11 @@ class NodeClientTests(NodeInteropMixin, TestCase):
     """node's ws client against our server."""
 
     def listen(self, **kwargs) -> str:
-        factory = WebSocketServerFactory(Echo, pingInterval=None, maxMessageSize=4 << 20, **kwargs)
-        factory.connections = []
+        factory = WebSocketServerFactory(PingingEcho, pingInterval=None, maxMessageSize=4 << 20, **kwargs)
+        factory.instances = []
         port = reactor.listenTCP(0, factory, interface="127.0.0.1")
         self.addCleanup(port.stopListening)
-        self.addCleanup(lambda: gatherResults([self.drop(p) for p in factory.connections]))
+        self.addCleanup(lambda: gatherResults([self.drop(p) for p in factory.instances]))
         self.factory = factory
         return f"ws://127.0.0.1:{port.getHost().port}/"
 
@@ -236,8 +218,8 @@ class NodeClientTests(NodeInteropMixin, TestCase):
         code = yield process.whenEnded(DEADLINE + 5)  # after its own timeout
         self.assertEqual(code, 0, process.describe())
         summary = json.loads(process.lines[-1])
-        self.assertEqual(len(self.factory.connections), 1)
-        server = self.factory.connections[0]
+        self.assertEqual(len(self.factory.instances), 1)
+        server = self.factory.instances[0]
         info = yield server.whenClosed().addTimeout(DEADLINE, reactor)
         self.assertTrue(summary["ok"])
         self.assertEqual(summary["messages"], len(SCRIPT))
@@ -326,9 +308,8 @@ class NodeServerTests(NodeInteropMixin, TestCase):
         self.assertGreaterEqual(rtt, 0)
         self.assertLess(rtt, DEADLINE)
         for message in SCRIPT:
-            d = protocol.nextMessage()
             protocol.sendMessage(message)
-            echo = yield d
+            echo = yield protocol.messages.get().addTimeout(DEADLINE, reactor)
             self.assertEqual(type(echo), type(message))
             self.assertEqual(echo, message)
         return protocol
