@@ -20,10 +20,10 @@ from twisted.internet.threads import deferToThread
 from twisted.protocols.policies import WrappingFactory
 from twisted.trial.unittest import TestCase
 
-from twisted_ws import WebSocketProtocol, WebSocketServerFactory
+from twisted_ws import WebSocketServerFactory
 from twisted_ws.core.deflate import ClientPerMessageDeflate, DeflateExtension, PerMessageDeflate
 
-from wshelpers import Echo, jsonRecords
+from wshelpers import Client, Echo, jsonRecords
 
 ROOT = Path(__file__).resolve().parent.parent
 #: zlib's defaults, the largest windows (the server's defaults are smaller).
@@ -187,48 +187,37 @@ class InteropTests(TestCase):
         self.addCleanup(stop)
         port = server.socket.getsockname()[1]
 
-        class Collector(WebSocketProtocol):
+        class Counting(Client):
+            """The shared client, counting the wire bytes it reads."""
+
             def connectionMade(self):
-                self.messages = []
-                self.waiting = None
+                super().connectionMade()
                 self.received = 0
 
             def dataReceived(self, data):
                 self.received += len(data)
-                WebSocketProtocol.dataReceived(self, data)
-
-            def messageReceived(self, message):
-                self.messages.append(message)
-                if self.waiting is not None:
-                    d, self.waiting = self.waiting, None
-                    d.callback(None)
-
-            def next(self):
-                self.waiting = Deferred()
-                return self.waiting
+                super().dataReceived(data)
 
         protocol = yield client.connectWS(
             f"ws://127.0.0.1:{port}/",
-            Collector,
+            Counting,
             extensions=[ClientPerMessageDeflate()],
             pingInterval=None,
             maxMessageSize=4 << 20,
         )
         self.addCleanup(protocol.abortConnection)
-        if not protocol.messages:
-            yield protocol.next()
-        self.assertEqual(json.loads(protocol.messages[0]), ["PerMessageDeflate"])
+        self.assertEqual(json.loads((yield protocol.messages.get())), ["PerMessageDeflate"])
         ext = protocol.extensions[0]
         self.assertIsInstance(ext, DeflateExtension)
         records = jsonRecords(100)
         big = "".join(records) * 3
+        echoes = []
         for message in (big, big.encode(), *records):
-            d = protocol.next()
             protocol.sendMessage(message)
-            yield d
-        self.assertEqual(protocol.messages[1], big)
-        self.assertEqual(protocol.messages[2], big.encode())
-        self.assertEqual(protocol.messages[3:], records)
+            echoes.append((yield protocol.messages.get()))
+        self.assertEqual(echoes[0], big)
+        self.assertEqual(echoes[1], big.encode())
+        self.assertEqual(echoes[2:], records)
         # websockets compressed its echoes.
         self.assertLess(protocol.received, (2 * len(big) + len("".join(records))) / 5)
         self.assertIsNotNone(ext._deflater)

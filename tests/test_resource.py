@@ -23,10 +23,11 @@ from twisted.web.static import Data
 from twisted.web.vhost import NameVirtualHost
 from zope.interface import implementer
 
-from twisted_ws import Reject, WebSocketProtocol, WebSocketServerFactory
+from twisted_ws import Reject, WebSocketServerFactory
 from twisted_ws.core.deflate import PerMessageDeflate
 from twisted_ws.server.resource import WebSocketResource
 from wshelpers import (
+    Client,
     Echo,
     EchoFactory,
     MemoryPeer,
@@ -221,13 +222,6 @@ def test_ourClient(web):
     """twisted_ws's own client: an echo, and a refusal's status and body."""
     from twisted_ws.client import WebSocketHandshakeRejected, connectWS
 
-    class Client(WebSocketProtocol):
-        def connectionMade(self):
-            self.received = []
-
-        def messageReceived(self, message):
-            self.received.append(message)
-
     endpoint = SiteEndpoint(web.site)
 
     def run(d):
@@ -244,7 +238,7 @@ def test_ourClient(web):
     assert isinstance(client, Client), client
     client.sendMessage("ours ✓")
     endpoint.pumps[0].flush()
-    assert client.received == ["ours ✓"]
+    assert client.messages.pending == ["ours ✓"]
     info = run(client.close())
     assert info.wasClean
     assert web.factory.instances[0].closed.called
