@@ -7,6 +7,10 @@ folder of plugin modules.
 
 The module graph stays untangled: no import cycles, no private names
 imported from another module, no module over 600 lines.
+
+The tests keep their two tiers apart: a logic-tier module (tests/test_*.py
+that is not *_interop.py) uses no global reactor and nothing that waits on
+the wall clock or opens a real connection.
 """
 
 from __future__ import annotations
@@ -406,3 +410,86 @@ def test_pluginFolderHasNoInit() -> None:
         pytest.skip("not run from a source checkout")
     assert not (plugins / "__init__.py").exists()
     assert (plugins / "twisted_ws_plugin.py").exists()
+
+
+# -- the tests' logic tier never waits on the wall clock ------------------------------
+
+TESTS = ROOT / "tests"
+
+#: Modules a logic-tier test may not import: the global reactor, threads
+#: handed work by the reactor, real servers.
+WALL_CLOCK_MODULES = {"twisted.internet.reactor", "twisted.internet.threads", "socketserver"}
+
+#: (module, name) pairs a logic-tier test may neither import nor use as
+#: module.name: the global reactor, sleeping, reading the wall clock, real
+#: connections.
+WALL_CLOCK_NAMES = {
+    ("twisted.internet", "reactor"),
+    ("twisted.internet.task", "deferLater"),
+    ("time", "sleep"),
+    ("time", "time"),
+    ("time", "monotonic"),
+    ("asyncio", "sleep"),
+    ("socket", "create_connection"),
+}
+
+
+def wallClockUses(source: str) -> list[str]:
+    """Where C{source} uses the global reactor or the wall clock: 'line: what'."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [f"{node.lineno}: import {a.name}" for a in node.names if a.name in WALL_CLOCK_MODULES]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            for a in node.names:
+                if (
+                    node.module in WALL_CLOCK_MODULES
+                    or f"{node.module}.{a.name}" in WALL_CLOCK_MODULES
+                    or (node.module, a.name) in WALL_CLOCK_NAMES
+                ):
+                    found.append(f"{node.lineno}: from {node.module} import {a.name}")
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            if (node.value.id, node.attr) in WALL_CLOCK_NAMES:
+                found.append(f"{node.lineno}: {node.value.id}.{node.attr}")
+    return sorted(found, key=lambda where: int(where.split(":")[0]))
+
+
+def logicTierModules() -> list[Path]:
+    return sorted(p for p in TESTS.glob("test_*.py") if not p.name.endswith("_interop.py"))
+
+
+def test_logicTierIsFound() -> None:
+    names = {p.name for p in logicTierModules()}
+    assert {"test_layout.py", "test_client.py", "test_twistd.py"} <= names
+    assert not any(name.endswith("_interop.py") for name in names)
+
+
+@pytest.mark.parametrize("path", logicTierModules(), ids=lambda p: p.name)
+def test_logicTierNeverWaitsOnTheWallClock(path: Path) -> None:
+    """Memory transports and a Clock only; real sockets and waits go to *_interop.py."""
+    assert wallClockUses(path.read_text(encoding="utf-8")) == []
+
+
+def test_wallClockUsesAreSeen() -> None:
+    source = (
+        "import time, socket\n"
+        "from twisted.internet import reactor, defer\n"
+        "import twisted.internet.reactor\n"
+        "from twisted.internet.task import Clock, deferLater\n"
+        "from twisted.internet.threads import deferToThread\n"
+        "from time import sleep\n"
+        "time.sleep(1)\n"
+        "t = time.monotonic()\n"
+        "socket.create_connection(('127.0.0.1', 1))\n"
+        "clock = Clock(); clock.callLater(1, print); clock.advance(1)\n"
+    )
+    assert wallClockUses(source) == [
+        "2: from twisted.internet import reactor",
+        "3: import twisted.internet.reactor",
+        "4: from twisted.internet.task import deferLater",
+        "5: from twisted.internet.threads import deferToThread",
+        "6: from time import sleep",
+        "7: time.sleep",
+        "8: time.monotonic",
+        "9: socket.create_connection",
+    ]
