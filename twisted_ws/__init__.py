@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from .server.portsharing import PortSharingFactory
     from .server.resource import WebSocketResource
     from .server.upgrade import ServerHandshakeProtocol
+    from .websocket import CoroutineProtocol, WebSocket
     from .writer import MessageWriter
 
 # Each public name and the module defining it.  The names are imported on
@@ -69,6 +70,7 @@ _EXPORTS = {
     "CloseCode": "twisted_ws.core.closecodes",
     "CloseInfo": "twisted_ws.core.closecodes",
     "ConnectionClosed": "twisted_ws.errors",
+    "CoroutineProtocol": "twisted_ws.websocket",
     "DEFAULT_SUBPROTOCOL": "twisted_ws.core.acceptance",
     "DeflateExtension": "twisted_ws.core.deflate",
     "HandshakeClosed": "twisted_ws.core.errors",
@@ -98,6 +100,7 @@ _EXPORTS = {
     "WebSocketProtocol": "twisted_ws.protocol",
     "WebSocketResource": "twisted_ws.server.resource",
     "WebSocketServerFactory": "twisted_ws.server.factory",
+    "WebSocket": "twisted_ws.websocket",
     "connectWS": "twisted_ws.client.endpoint",
 }
 
@@ -113,6 +116,7 @@ __all__ = [
     "CloseCode",
     "CloseInfo",
     "ConnectionClosed",
+    "CoroutineProtocol",
     "DEFAULT_SUBPROTOCOL",
     "DeflateExtension",
     "HandshakeClosed",
@@ -142,6 +146,7 @@ __all__ = [
     "WebSocketProtocol",
     "WebSocketResource",
     "WebSocketServerFactory",
+    "WebSocket",
     "connectWS",
 ]
 

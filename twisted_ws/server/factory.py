@@ -28,6 +28,7 @@ from ..core.errors import HandshakeError
 from ..core.extensions import ServerExtensionFactory
 from ..core.handshake import Accepted, HandshakeRequest, ServerHandshake
 from ..core.options import WebSocketOptions
+from ..handler import Handler, HandlerProtocols
 from ..protocol import WebSocketProtocol
 from .accepthook import AcceptHook
 from .upgrade import ServerHandshakeProtocol
@@ -79,6 +80,27 @@ class WebSocketServerFactory(Factory):
         self.extensions = list(extensions)
         self.options = WebSocketOptions.fromKeywords(options, **optionValues)
         self.clock = clock or defaultClock()
+
+    @classmethod
+    def forHandler(
+        cls, handler: Handler, *, queueSize: int = 16, streamMessages: bool = False, **options: Any
+    ) -> WebSocketServerFactory:
+        """
+        A factory whose every connection is run by C{async def handler(ws)}
+        with a L{WebSocket}: its return closes the connection with 1000, its
+        exception with 1011 (logged), its cancellation with 1001.  Handlers
+        still running when the factory stops (its last port stops listening)
+        are cancelled.  C{queueSize} messages may wait unread before reading
+        pauses; C{streamMessages} enables C{ws.recvStream()}.  The other
+        keywords are this class's.
+        """
+        return cls(HandlerProtocols(handler, queueSize, streamMessages), **options)
+
+    def stopFactory(self) -> None:
+        """No port listens any more: cancel the handlers of L{forHandler}."""
+        cancelAll = getattr(self.protocol, "cancelAll", None)
+        if cancelAll is not None:
+            cancelAll()
 
     def buildProtocol(self, addr: Any) -> ServerHandshakeProtocol:
         p = self.handshakeProtocol(self)
