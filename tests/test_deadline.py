@@ -11,18 +11,14 @@ import re
 
 import pytest
 from twisted.internet.address import IPv4Address
-from twisted.internet.error import ConnectionAborted
 from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
 from twisted.logger import capturedLogs, formatEvent
-from twisted.python.failure import Failure
 
 from twisted_ws import WebSocketClientFactory, WebSocketProtocol, WebSocketServerFactory
 from twisted_ws.core.frames import OP_CLOSE, OP_PING, OP_PONG, FrameParser
-from twisted_ws.core.handshake import computeAcceptKey
 from twisted_ws.core.options import WebSocketOptions
 from twisted_ws.twistd import Options
-from wshelpers import clientFrame, upgradeRequest
+from wshelpers import PeerTransport, clientFrame, openedClient, openedServer
 
 PEER = IPv4Address("TCP", "192.0.2.7", 40123)
 
@@ -35,67 +31,14 @@ class App(WebSocketProtocol):
         self.closed.append((code, wasClean))
 
 
-class PeerTransport(StringTransport):
-    """
-    A transport that behaves like TCP towards its producer: once more than
-    C{highWater} bytes wait unsent it pauses the producer, and L{drain} (the
-    peer reading everything) resumes it.  loseConnection completes only when
-    nothing waits; abortConnection drops at once.
-    """
-
-    def __init__(self, highWater: int = 4096) -> None:
-        super().__init__(peerAddress=PEER)
-        self.highWater = highWater
-        self.unsent = 0
-        self.full = False
-        self.aborted = False
-        self.protocol = None
-
-    def write(self, data):
-        super().write(data)
-        self.unsent += len(data)
-        if self.producer is not None and self.streaming and not self.full and self.unsent > self.highWater:
-            self.full = True
-            self.producer.pauseProducing()
-
-    def drain(self):
-        self.unsent = 0
-        if self.full:
-            self.full = False
-            if self.producer is not None:
-                self.producer.resumeProducing()
-        if self.disconnecting and self.connected:
-            self._lost(None)
-
-    def loseConnection(self):
-        self.disconnecting = True
-        if self.unsent == 0:
-            self._lost(None)
-
-    def abortConnection(self):
-        self.aborted = True
-        self._lost(Failure(ConnectionAborted()))
-
-    def _lost(self, reason):
-        if self.connected:
-            self.connected = False
-            self.protocol.connectionLost(reason)
-
-
 def openServer(highWater=4096, **kw):
     """An open server-side App on a L{PeerTransport}: (app, transport, clock)."""
     clock = Clock()
     kw.setdefault("pingInterval", None)
-    factory = WebSocketServerFactory(App, clock=clock, **kw)
     transport = PeerTransport(highWater)
-    handshake = factory.buildProtocol(None)
-    transport.protocol = handshake
-    handshake.makeConnection(transport)
-    handshake.dataReceived(upgradeRequest("/"))
-    app = transport.protocol
+    app = openedServer(WebSocketServerFactory(App, clock=clock, **kw), transport)
     assert isinstance(app, App)
     assert transport.producer is app
-    transport.clear()
     transport.unsent = 0
     return app, transport, clock
 
@@ -337,17 +280,8 @@ def test_clientSideAbortsAtTheDeadline():
         App, "ws://example.com/", clock=clock, pingInterval=None, closeTimeout=None, writeTimeout=3
     )
     transport = PeerTransport()
-    handshake = factory.buildProtocol(None)
-    transport.protocol = handshake
-    handshake.makeConnection(transport)
-    key = re.search(rb"Sec-WebSocket-Key: (\S+)", transport.value()).group(1).decode()
-    handshake.dataReceived(
-        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        + f"Sec-WebSocket-Accept: {computeAcceptKey(key)}\r\n\r\n".encode()
-    )
-    app = transport.protocol
+    app = openedClient(factory, transport)
     assert isinstance(app, App) and app.isClient
-    transport.clear()
     transport.unsent = 0
     app.sendMessage(b"c" * 10_000)
     assert transport.full
@@ -356,7 +290,6 @@ def test_clientSideAbortsAtTheDeadline():
     clock.advance(0.2)
     assert transport.aborted
     assert app.closed == [(1006, False)]
-
 
 
 def test_pingFloodThatFillsTheTransportStopsGrowingThere():

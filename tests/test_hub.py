@@ -27,36 +27,9 @@ from twisted_ws.core.connection import WebSocketConnection
 from twisted_ws.core.deflate import DeflateExtension
 from twisted_ws.core.frames import OP_BINARY, OP_CLOSE, OP_TEXT, FrameParser, serializeFrame
 from twisted_ws.core.options import WebSocketOptions
+from wshelpers import PeerTransport
 
 PEER = IPv4Address("TCP", "192.0.2.9", 40999)
-
-
-class PeerTransport(StringTransport):
-    """
-    Pauses its producer once more than C{highWater} bytes wait unsent;
-    L{drain} (the peer read everything) resumes it.  Records every write.
-    """
-
-    def __init__(self, highWater: int = 1 << 30) -> None:
-        super().__init__(peerAddress=PEER)
-        self.highWater = highWater
-        self.unsent = 0
-        self.full = False
-        self.writes: list[bytes] = []
-
-    def write(self, data):
-        self.writes.append(data)
-        super().write(data)
-        self.unsent += len(data)
-        if self.producer is not None and self.streaming and not self.full and self.unsent > self.highWater:
-            self.full = True
-            self.producer.pauseProducing()
-
-    def drain(self):
-        self.unsent = 0
-        if self.full:
-            self.full = False
-            self.producer.resumeProducing()
 
 
 class Member(WebSocketProtocol):
@@ -72,7 +45,7 @@ def connect(extensions=(), highWater=1 << 30, options=None) -> Member:
     protocol.clock = Clock()
     protocol.options = options or WebSocketOptions(pingInterval=None)
     protocol.extensions = list(extensions)
-    protocol.makeConnection(PeerTransport(highWater))
+    protocol.makeConnection(PeerTransport(highWater, peer=PEER))
     return protocol
 
 

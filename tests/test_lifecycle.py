@@ -9,7 +9,6 @@ timer driven by a L{Clock}.
 from __future__ import annotations
 
 import os
-import re
 
 import pytest
 from twisted.internet.task import Clock
@@ -18,8 +17,7 @@ from twisted.internet.testing import StringTransport
 from twisted_ws import WebSocketClientFactory, WebSocketProtocol, WebSocketServerFactory
 from twisted_ws.core.connection import State, WebSocketConnection
 from twisted_ws.core.frames import OP_BINARY, OP_CLOSE, OP_TEXT, FrameParser, serializeFrame
-from twisted_ws.core.handshake import computeAcceptKey
-from wshelpers import RecordingHandler, clientFrame, upgradeRequest
+from wshelpers import RecordingHandler, clientFrame, openedClient, openedServer, upgradeRequest
 
 
 class Core:
@@ -218,13 +216,8 @@ def openServer(**kw):
     clock = Clock()
     factory = WebSocketServerFactory(App, clock=clock, pingInterval=None, **kw)
     transport = StringTransport()
-    handshake = factory.buildProtocol(None)
-    transport.protocol = handshake
-    handshake.makeConnection(transport)
-    handshake.dataReceived(upgradeRequest("/"))
-    app = transport.protocol
+    app = openedServer(factory, transport)
     assert isinstance(app, App)
-    transport.clear()
     return app, transport, clock
 
 
@@ -232,17 +225,8 @@ def openClient(**kw):
     clock = Clock()
     factory = WebSocketClientFactory(App, "ws://example.com/", clock=clock, pingInterval=None, **kw)
     transport = StringTransport()
-    handshake = factory.buildProtocol(None)
-    transport.protocol = handshake
-    handshake.makeConnection(transport)
-    key = re.search(rb"Sec-WebSocket-Key: (\S+)", transport.value()).group(1).decode()
-    handshake.dataReceived(
-        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        + f"Sec-WebSocket-Accept: {computeAcceptKey(key)}\r\n\r\n".encode()
-    )
-    app = transport.protocol
+    app = openedClient(factory, transport)
     assert isinstance(app, App) and app.isClient
-    transport.clear()
     return app, transport, clock
 
 

@@ -25,13 +25,15 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, DeferredQueue
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Factory, Protocol
-from twisted.internet.testing import StringTransportWithDisconnection
+from twisted.internet.error import ConnectionAborted
+from twisted.internet.testing import StringTransport, StringTransportWithDisconnection
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 import twisted_ws
 from twisted_ws import WebSocketProtocol, WebSocketServerFactory
 from twisted_ws.core.frames import FrameParser, serializeFrame
-from twisted_ws.core.handshake import generateKey
+from twisted_ws.core.handshake import computeAcceptKey, generateKey
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 
@@ -515,6 +517,80 @@ def loadExample(name: str):
     return module
 
 
+class PeerTransport(StringTransport):
+    """
+    A memory transport that behaves like TCP towards its producer: once
+    more than C{highWater} bytes wait unsent it pauses the producer, and
+    L{drain} (the peer reading everything) resumes it.  Every write is kept
+    in C{writes}.  loseConnection completes (C{protocol}.connectionLost)
+    only when nothing waits; abortConnection drops at once.
+    """
+
+    def __init__(self, highWater: int = 4096, peer: IPv4Address = IPv4Address("TCP", "192.0.2.7", 40123)) -> None:
+        super().__init__(peerAddress=peer)
+        self.highWater = highWater
+        self.unsent = 0
+        self.full = False
+        self.aborted = False
+        self.writes: list[bytes] = []
+        self.protocol = None
+
+    def write(self, data):
+        self.writes.append(data)
+        super().write(data)
+        self.unsent += len(data)
+        if self.producer is not None and self.streaming and not self.full and self.unsent > self.highWater:
+            self.full = True
+            self.producer.pauseProducing()
+
+    def drain(self):
+        self.unsent = 0
+        if self.full:
+            self.full = False
+            if self.producer is not None:
+                self.producer.resumeProducing()
+        if self.disconnecting and self.connected:
+            self._lost(None)
+
+    def loseConnection(self):
+        self.disconnecting = True
+        if self.unsent == 0:
+            self._lost(None)
+
+    def abortConnection(self):
+        self.aborted = True
+        self._lost(Failure(ConnectionAborted()))
+
+    def _lost(self, reason):
+        if self.connected and self.protocol is not None:
+            self.connected = False
+            self.protocol.connectionLost(reason)
+
+
+def openedServer(factory, transport, path: str = "/"):
+    """Run a server handshake for C{path} on C{transport}; the open app protocol, output cleared."""
+    handshake = factory.buildProtocol(None)
+    transport.protocol = handshake
+    handshake.makeConnection(transport)
+    handshake.dataReceived(upgradeRequest(path))
+    transport.clear()
+    return transport.protocol
+
+
+def openedClient(factory, transport):
+    """Run a client handshake on C{transport}, answered 101; the open app protocol, output cleared."""
+    handshake = factory.buildProtocol(None)
+    transport.protocol = handshake
+    handshake.makeConnection(transport)
+    key = re.search(rb"Sec-WebSocket-Key: (\S+)", transport.value()).group(1).decode()
+    handshake.dataReceived(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        + f"Sec-WebSocket-Accept: {computeAcceptKey(key)}\r\n\r\n".encode()
+    )
+    transport.clear()
+    return transport.protocol
+
+
 class MemoryPeer:
     """
     The far end of one server connection on a memory transport: C{send}
@@ -806,6 +882,9 @@ __all__ = [
     "loadExample",
     "deflateBomb",
     "jsonRecords",
+    "PeerTransport",
+    "openedServer",
+    "openedClient",
     "MemoryPeer",
     "parseResponse",
     "KEY",
