@@ -650,22 +650,17 @@ def test_proxyEnvironment(net, monkeypatch):
     assert len(proxy.requests) == 2
 
 
-def test_silentProxyTimesOut(net):
-    proxyFactory(net, None, lambda headers: None)
-    d = net.connectWS(proxy=PROXY, openTimeout=10)
-    pump = net.complete()
-    net.clock.advance(9.9)
-    assert pending(d)
-    net.clock.advance(0.1)
-    failure(d, WebSocketOpenTimeout)
-    pump.flush()
-    assert pump.clientIO.disconnected
-
-
-def test_openTimeoutThroughTheTunnel(net):
-    """The tunnel opens but the server behind it never answers the upgrade."""
-    silent = Factory.forProtocol(Protocol)
-    proxyFactory(net, silent)
+@pytest.mark.parametrize(
+    "proxy",
+    [
+        {"target": None, "answer": lambda headers: None},
+        {"target": Factory.forProtocol(Protocol)},
+    ],
+    ids=["the proxy never answers", "the server behind the tunnel never answers"],
+)
+def test_openTimeoutThroughTheProxy(net, proxy):
+    """The open timeout covers the CONNECT and, once the tunnel is open, the upgrade."""
+    proxyFactory(net, **proxy)
     d = net.connectWS(proxy=PROXY, openTimeout=10)
     pump = net.complete()
     net.clock.advance(9.9)
