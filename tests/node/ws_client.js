@@ -1,6 +1,6 @@
 'use strict';
 // A scripted client built on node's `ws` package, the peer for
-// tests/test_interop_node.py.
+// tests/test_node_interop.py.
 //
 //   node ws_client.js URL [--no-deflate] [--protocols a,b] [--ping]
 //       [--close-code N] [--close-reason TEXT] [--server-close] [--timeout S]
@@ -59,7 +59,7 @@ if (url === null) fail('usage: ws_client.js URL [options]');
 
 setTimeout(() => fail(`timed out after ${timeout} s`), timeout * 1000).unref();
 
-// The script: [payload, isBinary].  tests/test_interop_node.py builds the
+// The script: [payload, isBinary].  tests/test_node_interop.py builds the
 // same messages for its own client.
 const bigBinary = Buffer.alloc(1 << 20);
 for (let i = 0; i < bigBinary.length; i++) bigBinary[i] = (i * 31 + (i >> 12)) & 0xff;

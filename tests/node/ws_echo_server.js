@@ -1,6 +1,6 @@
 'use strict';
 // An echo server built on node's `ws` package, the peer for
-// tests/test_interop_node.py (a WebSocket implementation nobody here wrote).
+// tests/test_node_interop.py (a WebSocket implementation nobody here wrote).
 //
 //   node ws_echo_server.js [--no-deflate] [--protocols a,b]
 //
