@@ -49,6 +49,7 @@ from twisted_ws import (
 )
 from wshelpers import makeCertificate
 from twisted_ws.core.handshake import H2ClientHandshake, negotiate, validateExtendedConnect
+from twisted_ws.core.options import WebSocketOptions
 from twisted_ws.http2.client import ALPN_H2, STREAM_WINDOW, H2ClientProtocol
 
 ADDRESS = IPv4Address("TCP", "127.0.0.1", 443)
@@ -176,6 +177,7 @@ class FakeH2Server:
         self.extensions = list(extensions)
         self.subprotocols = list(subprotocols)
         self.answer = self.accept
+        self.clock = Clock()
 
     def accept(self, streamID: int, headers: list[tuple[str, str]]) -> None:
         request = validateExtendedConnect(headers)
@@ -184,6 +186,8 @@ class FakeH2Server:
         self.h2.send_headers(streamID, fields)
         stream = self.streams[streamID] = ServerStream(self, streamID)
         protocol = stream.protocol = ServerEcho()
+        protocol.clock = self.clock  # never the global reactor
+        protocol.options = WebSocketOptions(pingInterval=None, maxMessageSize=8 << 20)
         protocol.extensions = list(terms.extensions)
         protocol.subprotocol = terms.subprotocol
         protocol.makeConnection(stream)
@@ -396,6 +400,9 @@ def test_200OpensAndEchoesBothWaysThenClosesCleanly():
     assert closed and closed[0].wasClean
     assert len(c.server.received(StreamEnded)) == 1  # our END_STREAM
     assert not c.transport.connected
+    lost = []
+    protocol.transport.owner.whenConnectionLost().addCallback(lost.append)
+    assert lost == [None]
 
 
 def test_serverClosesFirst():
@@ -709,6 +716,8 @@ def test_wssOverTLSWithALPNH2InMemory(tmp_path):
     protocol.close()
     pump.flush()
     assert protocol.closedWith == (1000, "", True)
+    # The connection is closed too, TLS included (close_notify both ways).
+    assert pump.clientIO.disconnected and pump.serverIO.disconnected
 
 
 def test_serverWithoutALPNIsHTTP2NotSupported(tmp_path):

@@ -36,7 +36,7 @@ from h2.events import (
 from h2.exceptions import H2Error
 from h2.settings import SettingCodes, Settings
 from twisted.internet import error
-from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IHandshakeListener, IPushProducer
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
@@ -120,6 +120,7 @@ class H2ClientProtocol(Protocol):
         self._closing = False
         self.streamID: int | None = None
         self.stream: H2StreamTransport | None = None
+        self._lostWaiters: list[Deferred[None]] | None = []
 
     @property
     def request(self) -> HandshakeRequest:
@@ -128,6 +129,18 @@ class H2ClientProtocol(Protocol):
     def whenOpen(self) -> Deferred[WebSocketProtocol]:
         """A Deferred of the open application protocol (see the module doc)."""
         return self._outcome.wait()
+
+    def whenConnectionLost(self) -> Deferred[None]:
+        """
+        A Deferred that fires once the HTTP/2 connection itself is gone,
+        which is a little after the WebSocket closed (GOAWAY and TLS's
+        close_notify still go out); reach it as C{protocol.transport.owner}.
+        """
+        if self._lostWaiters is None:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._lostWaiters.append(d)
+        return d
 
     # -- life cycle --------------------------------------------------------
 
@@ -190,6 +203,9 @@ class H2ClientProtocol(Protocol):
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self._closing = True
         self._stopTimer()
+        waiters, self._lostWaiters = self._lostWaiters or [], None
+        for d in waiters:
+            d.callback(None)
         if self.stream is not None:
             stream, self.stream = self.stream, None
             if not stream.ended:
@@ -394,6 +410,8 @@ class H2ClientProtocol(Protocol):
             except H2Error:
                 pass  # already closed on the h2 side (a GOAWAY received)
             self._flush()
+        # TLS waits for a registered producer to leave before it closes.
+        self.transport.unregisterProducer()
         self.transport.loseConnection()
 
     # -- IStreamOwner -------------------------------------------------------

@@ -1,0 +1,257 @@
+"""
+Our HTTP/2 WebSocket client (C{connectWS(..., http2=True)}) against real
+servers on loopback TLS: node's own C{node:http2} (tests/node/h2_ws_server.js,
+an HTTP/2 stack nobody here wrote, with the C{ws} package's framing) and
+our server (L{enableHTTP2WebSockets} on a twisted.web C{Site}).
+
+The server certificate is made by the test and trusted through
+C{trustRoot}: verification stays on.  Node runs under the test's reactor
+(C{spawnProcess}); every wait has a deadline and the process is killed in
+the test's cleanup.  Needs node and C{npm ci --prefix tests/node}.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, DeferredQueue, inlineCallbacks, succeed
+from twisted.internet.error import ProcessExitedAlready
+from twisted.internet.protocol import ProcessProtocol
+from twisted.trial.unittest import TestCase
+
+from twisted_ws import (
+    HTTP2NotSupported,
+    WebSocketHandshakeRejected,
+    WebSocketProtocol,
+    connectWS,
+)
+from twisted_ws.http2.stream import H2StreamTransport
+from wshelpers import makeCertificate
+
+NODE_DIR = Path(__file__).resolve().parent / "node"
+INSTALL = "npm ci --prefix tests/node"
+DEADLINE = 10.0  # seconds for any one wait
+
+
+def _nodeModules() -> Path | None:
+    given = os.environ.get("TWISTED_WS_NODE_MODULES")
+    candidates = [Path(given), Path(given) / "node_modules"] if given else []
+    candidates.append(NODE_DIR / "node_modules")
+    for candidate in candidates:
+        if (candidate / "ws" / "package.json").is_file():
+            return candidate
+    return None
+
+
+NODE = shutil.which("node")
+NODE_MODULES = _nodeModules()
+
+
+class NodeServer(ProcessProtocol):
+    """h2_ws_server.js: its stdout lines (JSON events) and its exit."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.stderr = b""
+        self.done = False
+        self._buffer = b""
+        self._waiters: list[tuple[str, Deferred[str]]] = []
+        self._ended: Deferred[None] = Deferred()
+
+    def outReceived(self, data: bytes) -> None:
+        self._buffer += data
+        while b"\n" in self._buffer:
+            raw, self._buffer = self._buffer.split(b"\n", 1)
+            line = raw.decode("utf-8", "replace")
+            self.lines.append(line)
+            for waiter in list(self._waiters):
+                if line.startswith(waiter[0]):
+                    self._waiters.remove(waiter)
+                    waiter[1].callback(line)
+
+    def errReceived(self, data: bytes) -> None:
+        self.stderr = (self.stderr + data)[-8192:]
+
+    def processEnded(self, reason) -> None:
+        self.done = True
+        waiters, self._waiters = self._waiters, []
+        for prefix, d in waiters:
+            d.errback(AssertionError(f"node ended before printing {prefix!r}: {self.stderr!r}"))
+        self._ended.callback(None)
+
+    def waitForLine(self, prefix: str) -> Deferred[str]:
+        for line in self.lines:
+            if line.startswith(prefix):
+                return succeed(line)
+        d: Deferred[str] = Deferred()
+        if self.done:
+            d.errback(AssertionError(f"node ended before printing {prefix!r}: {self.stderr!r}"))
+            return d
+        self._waiters.append((prefix, d))
+        return d.addTimeout(DEADLINE, reactor)
+
+    def event(self, line: str) -> dict:
+        return json.loads(line.split(" ", 1)[1])
+
+    def stop(self) -> Deferred[None]:
+        if self.done:
+            return succeed(None)
+        try:
+            self.transport.signalProcess("KILL")
+        except ProcessExitedAlready:
+            pass
+        return self._ended.addTimeout(DEADLINE, reactor)
+
+
+class Client(WebSocketProtocol):
+    """Messages into a queue; L{next} waits for one."""
+
+    def connectionMade(self) -> None:
+        self.messages: DeferredQueue = DeferredQueue()
+
+    def messageReceived(self, message) -> None:
+        self.messages.put(message)
+
+    def next(self) -> Deferred:
+        return self.messages.get().addTimeout(DEADLINE, reactor)
+
+
+SCRIPT = [
+    "hello",
+    "h\u00e9llo w\u00f6rld \u2713 \U0001f600",
+    "",
+    bytes(range(256)),
+    bytes((i * 31) & 0xFF for i in range(1 << 20)),  # beyond every h2 window
+]
+
+
+class H2ClientInteropMixin:
+    timeout = 30
+
+    def setUp(self) -> None:
+        directory = Path(self.mktemp()).resolve()
+        directory.mkdir(parents=True)
+        self.certPath, self.keyPath = makeCertificate(directory, "localhost")
+
+    def connect(self, url: str, **kwargs) -> Deferred:
+        kwargs.setdefault("pingInterval", None)
+        d = connectWS(
+            url,
+            Client,
+            reactor=reactor,
+            http2=True,
+            trustRoot=str(self.certPath),
+            maxMessageSize=4 << 20,
+            openTimeout=DEADLINE,
+            **kwargs,
+        )
+        return d.addTimeout(DEADLINE + 1, reactor)
+
+    @inlineCallbacks
+    def drop(self, protocol: WebSocketProtocol):
+        """Cleanup: the WebSocket aborted if still open, then its HTTP/2 connection gone."""
+        owner = protocol.transport.owner
+        if protocol.closeInfo is None:
+            protocol.abortConnection()
+            yield protocol.whenClosed().addTimeout(DEADLINE, reactor)
+        if hasattr(owner, "whenConnectionLost"):
+            yield owner.whenConnectionLost().addTimeout(DEADLINE, reactor)
+
+    @inlineCallbacks
+    def converse(self, protocol: Client):
+        """The script both ways and a ping."""
+        self.assertIsInstance(protocol.transport, H2StreamTransport)
+        rtt = yield protocol.ping(b"h2-ping").addTimeout(DEADLINE, reactor)
+        self.assertLess(rtt, DEADLINE)
+        for message in SCRIPT:
+            protocol.sendMessage(message)
+            echoed = yield protocol.next()
+            self.assertEqual(echoed, message)
+
+
+class NodeH2ServerTests(H2ClientInteropMixin, TestCase):
+    """Our client against node:http2 with the ws package's framing."""
+
+    def setUp(self) -> None:
+        if NODE is None:
+            raise pytest.skip.Exception(f"node is not installed: install nodejs, then run {INSTALL}")
+        if NODE_MODULES is None:
+            raise pytest.skip.Exception(f"node's ws package is missing: run {INSTALL}")
+        super().setUp()
+
+    @inlineCallbacks
+    def startNode(self, *args: str):
+        server = NodeServer()
+        env = dict(os.environ, NODE_PATH=str(NODE_MODULES))
+        script = str(NODE_DIR / "h2_ws_server.js")
+        argv = [NODE, script, "--cert", str(self.certPath), "--key", str(self.keyPath), *args]
+        server.transport = reactor.spawnProcess(server, NODE, argv, env=env, path=str(NODE_DIR))
+        self.addCleanup(server.stop)
+        line = yield server.waitForLine("listening ")
+        return server, int(line.split()[1])
+
+    @inlineCallbacks
+    def test_echoAndClientClose(self):
+        """
+        The extended CONNECT reaches node as RFC 8441 says; text, binary and
+        a 1 MiB message come back; our close code reaches node, clean.
+        """
+        node, port = yield self.startNode("--protocols", "chat.v2")
+        protocol = yield self.connect(
+            f"wss://localhost:{port}/chat?room=1", subprotocols=["chat.v1", "chat.v2"]
+        )
+        self.addCleanup(self.drop, protocol)
+        opened = node.event((yield node.waitForLine("open ")))
+        self.assertEqual(
+            (opened["path"], opened["scheme"], opened["version"], opened["authority"]),
+            ("/chat?room=1", "https", "13", f"localhost:{port}"),
+        )
+        self.assertEqual(protocol.subprotocol, "chat.v2")
+        self.assertEqual(protocol.request.httpVersion, "2")
+        yield self.converse(protocol)
+        info = yield protocol.close(4001, "done").addTimeout(DEADLINE, reactor)
+        self.assertTrue(info.wasClean)
+        closed = node.event((yield node.waitForLine("closed ")))
+        self.assertEqual((closed["code"], closed["reason"]), (4001, "done"))
+
+    @inlineCallbacks
+    def test_serverCloses(self):
+        node, port = yield self.startNode()
+        protocol = yield self.connect(f"wss://localhost:{port}/")
+        self.addCleanup(self.drop, protocol)
+        protocol.sendMessage("close-me")
+        info = yield protocol.whenClosed().addTimeout(DEADLINE, reactor)
+        self.assertEqual((info.receivedCode, info.receivedReason), (4000, "bye"))
+        self.assertTrue(info.wasClean)
+        self.assertTrue(info.initiatedByPeer)
+
+    @inlineCallbacks
+    def test_refusal(self):
+        """node's 403 and body: WebSocketHandshakeRejected, as over HTTP/1.1."""
+        node, port = yield self.startNode("--refuse-path", "/forbidden")
+        try:
+            yield self.connect(f"wss://localhost:{port}/forbidden")
+        except WebSocketHandshakeRejected as e:
+            self.assertEqual(e.status, 403)
+            self.assertEqual(e.header("x-why"), "refused")
+            self.assertEqual(e.body, b"go away\n")
+        else:
+            self.fail("the refusal opened a WebSocket")
+
+    @inlineCallbacks
+    def test_withoutConnectProtocolSetting(self):
+        """node without enableConnectProtocol: HTTP2NotSupported, no stream opened."""
+        node, port = yield self.startNode("--no-connect-protocol")
+        try:
+            yield self.connect(f"wss://localhost:{port}/")
+        except HTTP2NotSupported as e:
+            self.assertIn("SETTINGS_ENABLE_CONNECT_PROTOCOL", str(e))
+        else:
+            self.fail("opened without the server's setting")
+        self.assertFalse([line for line in node.lines if line.startswith("open ")])
+
