@@ -756,6 +756,61 @@ def test_untrustedCertificateFailsBeforeAnyStream(tmp_path):
     assert "not trusted" in str(err)
 
 
+class TunnelProxy(Protocol):
+    """An HTTP CONNECT proxy in memory that plays the target itself (C{factory.target})."""
+
+    def connectionMade(self):
+        self.buffer, self.inner = b"", None
+
+    def dataReceived(self, data):
+        if self.inner is not None:
+            self.inner.dataReceived(data)
+            return
+        self.buffer += data
+        head, sep, rest = self.buffer.partition(b"\r\n\r\n")
+        if sep:
+            self.factory.requests.append(head.split(b"\r\n")[0])
+            self.transport.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            self.inner = self.factory.target.buildProtocol(None)
+            self.inner.makeConnection(self.transport)
+            if rest:
+                self.inner.dataReceived(rest)
+
+    def connectionLost(self, reason):
+        if self.inner is not None:
+            self.inner.connectionLost(reason)
+
+
+def test_http2ThroughAProxyTunnel(tmp_path):
+    """CONNECT tunnel, then TLS with ALPN h2 inside it, then the extended CONNECT."""
+    reactor = MemoryReactorClock()
+    certPath, keyPath = makeCertificate(tmp_path, "localhost")
+    identity = PrivateCertificate.loadPEM(certPath.read_bytes() + keyPath.read_bytes())
+    options = CertificateOptions(
+        privateKey=identity.privateKey.original, certificate=identity.original, acceptableProtocols=[b"h2"]
+    )
+    proxy = Factory.forProtocol(TunnelProxy)
+    proxy.requests = []
+    proxy.target = TLSMemoryBIOFactory(options, False, Factory.forProtocol(FakeH2ServerProtocol), reactor)
+    reactor.listenTCP(3128, proxy)
+    d = connectWS(
+        "wss://localhost:8443/chat",
+        Client,
+        reactor=reactor,
+        proxy="http://127.0.0.1:3128",
+        trustRoot=certPath,
+        http2=True,
+        pingInterval=None,
+    )
+    pump = ConnectionCompleter(reactor).succeedOnce()
+    pump.flush()
+    protocol = result(d)
+    assert proxy.requests == [b"CONNECT localhost:8443 HTTP/1.1"]
+    protocol.sendMessage("tunnelled")
+    pump.flush()
+    assert protocol.received == ["tunnelled"]
+
+
 def test_http2OpenTimeoutThroughTheEndpoint(tmp_path):
     reactor = MemoryReactorClock()
     d = connectOverTLS(reactor, makeCertificate(tmp_path)[0], openTimeout=4)
