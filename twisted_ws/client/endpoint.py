@@ -26,6 +26,7 @@ from ..core.extensions import ClientExtensionFactory
 from ..core.options import WebSocketOptions
 from ..core.urls import WebSocketURL, parseURL
 from ..protocol import WebSocketProtocol
+from ..websocket import CoroutineProtocol
 from .errors import WebSocketOpenTimeout
 from .factory import HeaderPairs, WebSocketClientFactory, headerPairs
 from .proxy import HTTPTunnelEndpoint, parseProxyURL, selectProxy
@@ -44,7 +45,6 @@ class _EndpointHandshakeFactory(WebSocketClientFactory):
         return self.appFactory.buildProtocol(addr)  # checked by the handshake protocol
 
 
-@implementer(IStreamClientEndpoint)
 def _h2ClientProtocol() -> Any:
     """The HTTP/2 handshake protocol, imported only when asked for: it
     needs the optional C{h2} library."""
@@ -57,6 +57,7 @@ def _h2ClientProtocol() -> Any:
     return H2ClientProtocol
 
 
+@implementer(IStreamClientEndpoint)
 class WebSocketClientEndpoint:
     """
     An endpoint for WebSocket connections to one URL.
@@ -88,8 +89,8 @@ class WebSocketClientEndpoint:
         origin: str | None = None,
         extensions: Sequence[ClientExtensionFactory] = (),
         options: WebSocketOptions | None = None,
-        **optionValues: Any,
         http2: bool = False,
+        **optionValues: Any,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor as defaultReactor
@@ -97,7 +98,6 @@ class WebSocketClientEndpoint:
             reactor = defaultReactor
         self.reactor = reactor
         self.url = url = parseURL(url)
-        self._handshake = dict(
         if http2 and not url.secure:
             raise ValueError(
                 "http2=True needs a wss:// URL: WebSockets over HTTP/2 are offered over TLS "
@@ -105,6 +105,7 @@ class WebSocketClientEndpoint:
             )
         self.http2 = http2
         self._h2Protocol: Any = _h2ClientProtocol() if http2 else None
+        self._handshake = dict(
             subprotocols=subprotocols,
             headers=headerPairs(headers),
             origin=origin,
@@ -171,12 +172,12 @@ class WebSocketClientEndpoint:
         """
         Connect with a L{WebSocketClientFactory} of your own; fire with the
         open protocol (or the wrapper its C{wrapWebSocketProtocol} made).
-        """
         With C{http2}, the factory's C{handshakeProtocol} becomes the
         HTTP/2 one.
-        d = self.transportEndpoint.connect(factory)
+        """
         if self.http2:
             factory.handshakeProtocol = self._h2Protocol
+        d = self.transportEndpoint.connect(factory)
         d.addCallback(lambda handshake: handshake.whenOpen())
         timeout = factory.options.openTimeout
         if timeout is not None:
@@ -194,24 +195,27 @@ class WebSocketClientEndpoint:
 
 def connectWS(
     url: str | WebSocketURL,
-    protocol: Callable[[], WebSocketProtocol] = WebSocketProtocol,
+    protocol: Callable[[], WebSocketProtocol] | None = None,
     *,
     reactor: Any = None,
     **endpointOptions: Any,
-) -> Deferred[WebSocketProtocol]:
+) -> Deferred[Any]:
     """
-    Open a WebSocket to C{url}; the Deferred fires with the open protocol.
+    Open a WebSocket to C{url}; the Deferred fires with the open protocol,
+    or, without C{protocol}, with a L{WebSocket} for coroutines
+    (C{ws = await connectWS(url)}).
 
     The keywords are L{WebSocketClientEndpoint}'s::
 
-        connectWS(url, protocol=WebSocketProtocol, *, reactor=None,
+        connectWS(url, protocol=None, *, reactor=None,
                   endpoint=None, contextFactory=None, trustRoot=None,
                   clientCertificate=None, proxy=None, useProxyEnvironment=False,
                   subprotocols=(), headers=(), origin=None, extensions=(),
                   options=None, http2=False, **optionValues)
 
     @param protocol: a L{WebSocketProtocol} subclass or a zero-argument
-        callable returning an instance.
+        callable returning an instance; when omitted, a L{CoroutineProtocol}
+        and the Deferred fires with its C{websocket}.
     @param endpoint: connect over this endpoint instead of to the URL's host
         and port (UNIX sockets, tests); the URL still supplies C{Host} and
         the path, and C{wss://} still adds TLS on top.
@@ -233,16 +237,19 @@ def connectWS(
         C{Authorization} or C{Cookie}.
     @param origin: the C{Origin} header to send, if any.
     @param extensions: L{ClientExtensionFactory}s to offer.
-    @param options: L{WebSocketOptions}; keyword arguments named after its
-        fields (C{openTimeout=5}, C{maxMessageSize=...}) override them.
-
-    @raise ValueError: (synchronously) a bad URL, header or option value.
     @param http2: open the WebSocket over HTTP/2 (RFC 8441): TLS offers
         ALPN C{h2} only, and the server must advertise
         C{SETTINGS_ENABLE_CONNECT_PROTOCOL}, else the attempt fails with
         L{HTTP2NotSupported} (no fallback to HTTP/1.1); C{wss://} only.
         A proxy tunnel, C{endpoint} and the TLS parameters work as usual.
+    @param options: L{WebSocketOptions}; keyword arguments named after its
+        fields (C{openTimeout=5}, C{maxMessageSize=...}) override them.
+
+    @raise ValueError: (synchronously) a bad URL, header or option value.
     @raise TypeError: (synchronously) an unknown keyword, named.
     """
     clientEndpoint = WebSocketClientEndpoint(reactor, url, **endpointOptions)
+    if protocol is None:
+        d = clientEndpoint.connectFactory(clientEndpoint.buildFactory(CoroutineProtocol))
+        return d.addCallback(lambda p: p.websocket)
     return clientEndpoint.connectFactory(clientEndpoint.buildFactory(protocol))
