@@ -12,8 +12,10 @@ being the transport's producer, whatever it had read past the request head
 is handed over, and the application's L{WebSocketProtocol} becomes the
 transport's protocol (see L{twisted_ws.handoff}).
 
-Only HTTP/1.1 connections can be upgraded; a WebSocket request over HTTP/2
-is refused with 505 rather than misbehaving.
+Over HTTP/2 a WebSocket is an RFC 8441 extended CONNECT, answered here
+too once the Site has L{twisted_ws.http2.enableHTTP2WebSockets}; on a Site
+without it, a WebSocket request over HTTP/2 is refused with 505 rather than
+misbehaving.
 """
 
 from __future__ import annotations
@@ -181,6 +183,11 @@ class WebSocketResource(Resource):
         # answer of ours (the 101 copies the request's headers) tells either.
         if request.responseHeaders.getRawHeaders(b"Server") == [webServerVersion]:
             request.responseHeaders.removeHeader(b"Server")
+        serve = getattr(getattr(request, "channel", None), "serveExtendedConnect", None)
+        if serve is not None:
+            # An RFC 8441 extended CONNECT on an HTTP/2 stream of a Site with
+            # twisted_ws.http2.enableHTTP2WebSockets: the stream is the socket.
+            return serve(self.factory, request)
         headers = _requestHeaders(request)
         attempt = isUpgradeAttempt(headers)
         if not attempt and self.fallback is not None:
