@@ -911,7 +911,6 @@ def fields(drop: tuple[str, ...] = (), **replace: str) -> list[tuple[str, str]]:
         (fields(path="chat"), 400),
         (fields(sec_websocket_version="8"), 400),
         (fields(drop=("sec-websocket-version",)), 400),
-        (fields() + [("sec-websocket-key", KEY)], 400),
         (fields() + [("connection", "upgrade")], 400),
         (fields() + [(":status", "200")], 400),
         (fields() + [(":path", "/other")], 400),
@@ -923,6 +922,15 @@ def test_extendedConnectRefused(h2fields: list[tuple[str, str]], status: int) ->
     with pytest.raises(HandshakeError) as info:
         validateExtendedConnect(h2fields)
     assert info.value.status == status
+
+
+def test_extendedConnectIgnoresKey() -> None:
+    """
+    RFC 8441 section 5: the key is "not used" over HTTP/2; HAProxy 2.6, which
+    turns an HTTP/1.1 upgrade into an extended CONNECT, passes it along.
+    """
+    request = validateExtendedConnect(fields() + [("sec-websocket-key", KEY)])
+    assert request.httpVersion == "2" and request.key == ""
 
 
 def test_extendedConnectThroughServerHandshake() -> None:

@@ -48,7 +48,7 @@ def validateExtendedConnect(
         empty C{key}, and C{headers} holding only the regular fields.
     @raise HandshakeError: 405 for another method, 400 for a CONNECT
         that is not a valid WebSocket one (no C{:protocol}, another
-        protocol, a missing pseudo-header, a key, a version other than 13,
+        protocol, a missing pseudo-header, a version other than 13,
         a connection-specific field).  Over HTTP/2 there is no 426: an
         Upgrade header is meaningless there.
     """
@@ -93,8 +93,9 @@ def validateExtendedConnect(
             400, "unsupported or missing Sec-WebSocket-Version, 13 is required",
             headers=[("Sec-WebSocket-Version", "13")],
         )
-    if "Sec-WebSocket-Key" in headers:
-        raise HandshakeError(400, "Sec-WebSocket-Key is not used over HTTP/2 (RFC 8441)")
+    # RFC 8441 section 5: Sec-WebSocket-Key is "not used" over HTTP/2, so it
+    # is ignored, not refused: proxies such as HAProxy, turning an HTTP/1.1
+    # upgrade into an extended CONNECT, pass the client's key along.
     origin, protocols, extensions = parseOffers(headers)
     path, _, query = target.partition("?")
     return HandshakeRequest(
