@@ -1,13 +1,15 @@
 #!/usr/bin/env python
 """
 Side-by-side benchmark of WebSocket echo servers: twisted_ws (with and
-without its C accelerator), autobahn, twisted.web.websocket, websockets, and
-a raw Twisted TCP echo as the ceiling.
+without its C accelerator, and its coroutine API: "twisted_ws (async)"),
+autobahn, twisted.web.websocket, websockets, and a raw Twisted TCP echo as
+the ceiling.
 
     pip install '.[bench]'
     python bench/run.py --quick                 # about 1-2 minutes
     python bench/run.py                         # default: 3 repeats, ~5 minutes
     python bench/run.py --repeats 5 --json out.json --servers twisted_ws,autobahn
+    python bench/run.py --workloads small --servers 'twisted_ws,twisted_ws (async)'
 
 Each server runs in its own process (bench/servers/*.py) on 127.0.0.1, pinned
 to one CPU while this process (the load generator, bench/loadgen.py) is
@@ -88,6 +90,13 @@ SERVERS = [
         ["twisted", "twisted_ws"],
         env={"TWISTED_WS_NO_EXTENSION": "1"},
         note="TWISTED_WS_NO_EXTENSION=1",
+    ),
+    Server(
+        "twisted_ws (async)",
+        "twisted_ws_async_echo.py",
+        ["twisted", "twisted_ws", "twisted_ws.core._speedups"],
+        env={"TWISTED_WS_NO_EXTENSION": None},
+        note="C accelerator; async def handler(ws) (forHandler)",
     ),
     Server(
         "autobahn",
