@@ -683,3 +683,15 @@ def test_privateTwistedNamesStillExist(clock):
         + ", ".join(missing)
     )
     assert type(generic).dataReceived is not None
+
+
+def test_twistdHttp2NeedsTlsListener():
+    from twisted.python import usage
+
+    from twisted_ws.twistd.options import Options
+
+    with pytest.raises(usage.UsageError, match="--http2 needs an ssl: --listen"):
+        Options().parseOptions(["--http2", "--listen", "tcp:0"])
+    options = Options()
+    options.parseOptions(["--http2", "--listen", "tcp:0", "--listen", "ssl:0:privateKey=k.pem"])
+    assert options["http2"]

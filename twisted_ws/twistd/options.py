@@ -137,6 +137,9 @@ class Options(usage.Options):
 
     optFlags = [
         ["no-deflate", None, "Do not offer permessage-deflate compression (on by default)."],
+        ["http2", None,
+         "On ssl: listeners, also accept WebSockets over HTTP/2 (RFC 8441 extended "
+         "CONNECT, what browsers use on an h2 connection), chosen by ALPN beside HTTP/1.1."],
         ["reuseport", None,
          "With --workers: each worker binds its own socket to the --listen port with "
          "SO_REUSEPORT (Linux, tcp: only) instead of sharing the parent's."],
@@ -260,6 +263,10 @@ class Options(usage.Options):
                 "busy client off"
             )
         self["deflate"] = not self["no-deflate"]
+        if self["http2"] and not any(
+            d.split(":", 1)[0].strip().lower() in ("ssl", "tls") for d in self["listen"]
+        ):
+            raise usage.UsageError("--http2 needs an ssl: --listen (HTTP/2 is chosen by ALPN over TLS)")
         self._checkWorkers()
 
     def _checkWorkers(self) -> None:

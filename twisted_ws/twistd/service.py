@@ -301,6 +301,7 @@ def makeService(
     else:
         listenFactory = factory
         shownPath = "/"
+    http2Site = None
     for description in options["listen"]:
         try:
             endpoint = (
@@ -310,11 +311,29 @@ def makeService(
             raise StartupError(
                 f"twisted_ws: --listen {description!r}: {_startupReason(e, description)}"
             ) from None
-        top.listen(endpoint, listenFactory, _describer(description, shownPath, siteMode), description)
+        chosen, describeAsSite = listenFactory, siteMode
+        if options.get("http2") and _scheme(description, "tls", "plain") == "tls":
+            # HTTP/2 is chosen by ALPN, so it takes a Site; plain listeners
+            # keep the bare factory.
+            if http2Site is None:
+                http2Site = _http2Site(listenFactory if siteMode else buildSite(factory, None, None, None, None))
+            chosen, describeAsSite = http2Site, True
+        top.listen(endpoint, chosen, _describer(description, shownPath, describeAsSite), description)
     _log.info(
         "twisted_ws {mode} service on {listen}", mode=mode, listen=", ".join(options["listen"])
     )
     return top
+
+
+def _http2Site(site: Any) -> Any:
+    """C{site} taking WebSockets over HTTP/2 (C{--http2}); no h2 library is a StartupError."""
+    try:
+        from ..http2.server import enableHTTP2WebSockets
+    except ImportError as e:
+        raise StartupError(
+            f"twisted_ws: --http2 needs the h2 library (pip install 'Twisted[http2]'): {e}"
+        ) from None
+    return enableHTTP2WebSockets(site)
 
 
 def _redisBus(url: str, prefix: str, reactor: Any) -> Any:
