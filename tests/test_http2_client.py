@@ -818,6 +818,72 @@ def test_http2OpenTimeoutThroughTheEndpoint(tmp_path):
     failure(d, WebSocketOpenTimeout)
 
 
+# -- against our own server (enableHTTP2WebSockets on a Site), in memory -------
+
+
+def ourServer(reactor, directory, **factoryKwargs):
+    """Our Site with a WebSocketResource at /chat on a memory TLS listener: (factory, CA)."""
+    from twisted.web.resource import Resource
+    from twisted.web.server import Site
+
+    from twisted_ws import WebSocketResource, WebSocketServerFactory
+    from twisted_ws.http2 import enableHTTP2WebSockets
+
+    certPath, keyPath = makeCertificate(directory, "localhost")
+    identity = PrivateCertificate.loadPEM(certPath.read_bytes() + keyPath.read_bytes())
+    factoryKwargs.setdefault("pingInterval", None)
+    factory = WebSocketServerFactory(ServerEcho, clock=reactor, **factoryKwargs)
+    root = Resource()
+    root.putChild(b"chat", WebSocketResource(factory))
+    site = enableHTTP2WebSockets(Site(root, reactor=reactor))
+    options = CertificateOptions(privateKey=identity.privateKey.original, certificate=identity.original)
+    reactor.listenTCP(443, TLSMemoryBIOFactory(options, False, site, reactor))
+    return factory, certPath
+
+
+def test_ourServerInMemory(tmp_path):
+    """
+    Our client and our server, ALPN choosing h2 among the Site's h2 and
+    http/1.1: subprotocol and permessage-deflate negotiated, the server
+    sees an HTTP/2 request, an echo, a clean close on both sides.
+    """
+    reactor = MemoryReactorClock()
+    factory, ca = ourServer(reactor, tmp_path, subprotocols=["chat"], extensions=[PerMessageDeflate()])
+    d = connectOverTLS(reactor, ca, subprotocols=["chat"], extensions=[ClientPerMessageDeflate()])
+    pump = ConnectionCompleter(reactor).succeedOnce()
+    pump.flush()
+    protocol = result(d)
+    assert (protocol.subprotocol, [e.name for e in protocol.extensions]) == ("chat", ["permessage-deflate"])
+    protocol.sendMessage("twisted " * 1000)
+    protocol.sendMessage(bytes(range(256)) * 1024)
+    pump.flush()
+    assert protocol.received == ["twisted " * 1000, bytes(range(256)) * 1024]
+    closing = protocol.close(4001, "done")
+    pump.flush()
+    assert result(closing).wasClean
+    assert protocol.closedWith[0] == 4001
+    assert pump.clientIO.disconnected and pump.serverIO.disconnected
+
+
+def test_ourServerRefusesAnUnknownPath(tmp_path):
+    """twisted.web's 404 for the extended CONNECT arrives as a refusal with its body."""
+    reactor = MemoryReactorClock()
+    factory, ca = ourServer(reactor, tmp_path)
+    d = connectWS(
+        "wss://localhost/elsewhere",
+        Client,
+        reactor=reactor,
+        endpoint=TCP4ClientEndpoint(reactor, "127.0.0.1", 443),
+        trustRoot=ca,
+        http2=True,
+    )
+    pump = ConnectionCompleter(reactor).succeedOnce()
+    pump.flush()
+    err = failure(d, WebSocketHandshakeRejected)
+    assert err.status == 404
+    assert b"No Such Resource" in err.body
+
+
 # -- the I/O-free request ------------------------------------------------------
 
 

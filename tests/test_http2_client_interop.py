@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, DeferredQueue, inlineCallbacks, succeed
+from twisted.internet.defer import Deferred, DeferredQueue, gatherResults, inlineCallbacks, succeed
 from twisted.internet.error import ProcessExitedAlready
 from twisted.internet.protocol import ProcessProtocol
 from twisted.trial.unittest import TestCase
@@ -255,3 +255,54 @@ class NodeH2ServerTests(H2ClientInteropMixin, TestCase):
             self.fail("opened without the server's setting")
         self.assertFalse([line for line in node.lines if line.startswith("open ")])
 
+
+class ServerEcho(WebSocketProtocol):
+    def connectionMade(self) -> None:
+        self.factory.instances.append(self)
+
+    def messageReceived(self, message) -> None:
+        self.sendMessage(message)
+
+
+class OurServerTests(H2ClientInteropMixin, TestCase):
+    """Our client against our server: a Site with enableHTTP2WebSockets on a TLS port."""
+
+    def listen(self, **kwargs) -> int:
+        from twisted.internet.ssl import CertificateOptions, PrivateCertificate
+        from twisted.web.resource import Resource
+        from twisted.web.server import Site
+
+        from twisted_ws import WebSocketResource, WebSocketServerFactory
+        from twisted_ws.http2 import enableHTTP2WebSockets
+
+        identity = PrivateCertificate.loadPEM(self.certPath.read_bytes() + self.keyPath.read_bytes())
+        self.factory = WebSocketServerFactory(ServerEcho, pingInterval=None, maxMessageSize=4 << 20, **kwargs)
+        self.factory.instances = []
+        root = Resource()
+        root.putChild(b"ws", WebSocketResource(self.factory))
+        site = enableHTTP2WebSockets(Site(root))
+        options = CertificateOptions(privateKey=identity.privateKey.original, certificate=identity.original)
+        port = reactor.listenSSL(0, site, options, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        self.addCleanup(lambda: gatherResults([self.drop(p) for p in self.factory.instances]))
+        return port.getHost().port
+
+    @inlineCallbacks
+    def test_echoWithDeflateOverRealTLS(self):
+        from twisted_ws import ClientPerMessageDeflate, PerMessageDeflate
+
+        port = self.listen(extensions=[PerMessageDeflate()], subprotocols=["chat"])
+        protocol = yield self.connect(
+            f"wss://localhost:{port}/ws",
+            subprotocols=["chat"],
+            extensions=[ClientPerMessageDeflate()],
+        )
+        self.addCleanup(self.drop, protocol)
+        [server] = self.factory.instances
+        self.assertEqual(server.request.httpVersion, "2")
+        self.assertEqual([e.name for e in protocol.extensions], ["permessage-deflate"])
+        yield self.converse(protocol)
+        info = yield protocol.close(4001, "bye").addTimeout(DEADLINE, reactor)
+        self.assertTrue(info.wasClean)
+        serverInfo = yield server.whenClosed().addTimeout(DEADLINE, reactor)
+        self.assertEqual((serverInfo.receivedCode, serverInfo.receivedReason), (4001, "bye"))
