@@ -172,8 +172,16 @@ class WebSocketH2Connection(H2Connection):
 
     # -- events from h2, split between Twisted's streams and ours -------------
 
+    _reading = False
+
     def dataReceived(self, data: bytes) -> None:
-        super().dataReceived(data)
+        # What the streams send while h2 events are dispatched (echoes,
+        # WINDOW_UPDATEs) is written once, by the base class, at the end.
+        self._reading = True
+        try:
+            super().dataReceived(data)
+        finally:
+            self._reading = False
         # A SETTINGS change of the initial window reaches no stream through
         # Twisted: let ours that wait for window look again.
         for stream in list(self.webSocketStreams.values()):
@@ -268,6 +276,10 @@ class WebSocketH2Connection(H2Connection):
             if self._consumerBlocked is None:
                 stream.transportResumed()
 
+    def _flush(self) -> None:
+        if not self._reading:
+            self._tryToWriteControlData()
+
     # -- IStreamOwner ---------------------------------------------------------
 
     def outboundWindow(self, streamID: int) -> int:
@@ -290,14 +302,14 @@ class WebSocketH2Connection(H2Connection):
                     )
         except h2.exceptions.StreamClosedError:
             return  # reset by the peer meanwhile: its event is on the way
-        self._tryToWriteControlData()
+        self._flush()
 
     def sendHeaders(self, streamID: int, headers: list[tuple[bytes, bytes]], endStream: bool = False) -> None:
         try:
             self.conn.send_headers(streamID, headers, end_stream=endStream)
         except h2.exceptions.StreamClosedError:
             return
-        self._tryToWriteControlData()
+        self._flush()
 
     def acknowledgeData(self, streamID: int, size: int) -> None:
         if size <= 0:
@@ -306,14 +318,14 @@ class WebSocketH2Connection(H2Connection):
             self.conn.acknowledge_received_data(size, streamID)
         except h2.exceptions.H2Error:
             return
-        self._tryToWriteControlData()
+        self._flush()
 
     def resetStream(self, streamID: int, errorCode: int) -> None:
         try:
             self.conn.reset_stream(streamID, error_code=errorCode)
         except h2.exceptions.H2Error:
             return
-        self._tryToWriteControlData()
+        self._flush()
 
     def streamClosed(self, streamID: int) -> None:
         self.webSocketStreams.pop(streamID, None)
