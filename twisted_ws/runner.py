@@ -82,13 +82,14 @@ def _asyncioFuture(value: object) -> bool:
 class _Run:
     """One coroutine being driven: see L{runCoroutine}."""
 
-    __slots__ = ("coro", "context", "deferred", "awaiting")
+    __slots__ = ("coro", "context", "deferred", "awaiting", "resumer")
 
     def __init__(self, coro: Coroutine[Any, Any, Any]) -> None:
         self.coro = coro
         self.context = copy_context()
         self.deferred: Deferred[Any] = Deferred(self._cancel)
         self.awaiting: Deferred[Any] | None = None
+        self.resumer = self.step  # bound once, handed to every Waiter
 
     def step(self, result: object) -> None:
         """Send C{result} in (raise it if a L{Failure}); run to the next wait."""
@@ -111,7 +112,7 @@ class _Run:
                 return
             if type(yielded) is Waiter:
                 self.awaiting = yielded
-                yielded.resumer = self.step
+                yielded.resumer = self.resumer
                 return
             if not isinstance(yielded, Deferred):
                 if not _asyncioFuture(yielded):
