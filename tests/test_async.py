@@ -495,6 +495,21 @@ def test_streamingIn():
     assert seen[-1] == b"\x01\x02"
 
 
+def test_asyncForJoinsPiecesInStreamingMode():
+    got = []
+
+    async def handler(ws):
+        async for message in ws:
+            got.append(message)
+        got.append("end")
+
+    s = Served(handler, streamMessages=True)
+    s.send(clientFrame(OP_TEXT, b"a", fin=False), clientFrame(OP_CONTINUATION, b"b"))
+    s.text("c")
+    s.send(clientFrame(OP_CLOSE, (1000).to_bytes(2, "big")))
+    assert got == ["ab", "c", "end"]
+
+
 def test_streamingInSkipsAnUnreadMessage():
     seen = []
 
