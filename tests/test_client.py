@@ -41,7 +41,7 @@ from twisted_ws.client import (
 )
 from twisted_ws.client.reconnecting import ReconnectingWebSocketClient
 from twisted_ws.core.frames import FrameParser
-from wshelpers import Client, Echo
+from wshelpers import Client, Echo, failure, pending, result
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 URL = "ws://127.0.0.1/echo"
@@ -56,38 +56,6 @@ def switching(key: str, extra: str = "", acceptKey: str | None = None) -> bytes:
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         f"Sec-WebSocket-Accept: {acceptKey or accept(key)}\r\n{extra}\r\n"
     ).encode()
-
-
-def result(d):
-    """What C{d} fired with (it must have); a failure is raised."""
-    out = []
-    d.addBoth(out.append)
-    assert out, "the Deferred has not fired"
-    if isinstance(out[0], Failure):
-        out[0].raiseException()
-    return out[0]
-
-
-def failure(d, *types):
-    """The exception C{d} failed with (it must have, with one of C{types})."""
-    out = []
-    d.addBoth(out.append)
-    assert out, "the Deferred has not fired"
-    assert isinstance(out[0], Failure), out[0]
-    assert out[0].check(*types), out[0]
-    return out[0].value
-
-
-def pending(d):
-    """Whether C{d} has no result yet (a result is left in it)."""
-    out = []
-
-    def look(value):
-        out.append(value)
-        return value
-
-    d.addBoth(look)
-    return not out
 
 
 # -- memory networks -----------------------------------------------------------------

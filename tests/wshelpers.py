@@ -591,6 +591,41 @@ def openedClient(factory, transport):
     return transport.protocol
 
 
+# -- Deferreds driven by a Clock or iosim: fired, or not yet ------------------------
+
+
+def result(d):
+    """What C{d} fired with (it must have); a failure is raised."""
+    out = []
+    d.addBoth(out.append)
+    assert out, "the Deferred has not fired"
+    if isinstance(out[0], Failure):
+        out[0].raiseException()
+    return out[0]
+
+
+def failure(d, *types):
+    """The exception C{d} failed with (it must have, with one of C{types})."""
+    out = []
+    d.addBoth(out.append)
+    assert out, "the Deferred has not fired"
+    assert isinstance(out[0], Failure), out[0]
+    assert out[0].check(*types), out[0]
+    return out[0].value
+
+
+def pending(d):
+    """Whether C{d} has no result yet (a result is left in it)."""
+    out = []
+
+    def look(value):
+        out.append(value)
+        return value
+
+    d.addBoth(look)
+    return not out
+
+
 class MemoryPeer:
     """
     The far end of one server connection on a memory transport: C{send}
@@ -885,6 +920,9 @@ __all__ = [
     "PeerTransport",
     "openedServer",
     "openedClient",
+    "result",
+    "failure",
+    "pending",
     "MemoryPeer",
     "parseResponse",
     "KEY",
