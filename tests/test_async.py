@@ -14,34 +14,22 @@ from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import capturedLogs
-from twisted.python.failure import Failure
 from twisted.test.iosim import ConnectionCompleter
 
 from twisted_ws import ConnectionClosed, WebSocket, WebSocketServerFactory, connectWS
 from twisted_ws.core.closecodes import CloseCode
 from twisted_ws.core.frames import OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT
 from twisted_ws.runner import Waiter, runCoroutine
-from wshelpers import Echo, MemoryPeer, clientFrame, serverFrames, splitResponse, upgradeRequest
-
-
-def result(d):
-    """What C{d} fired with (it must have); a failure is raised."""
-    out = []
-    d.addBoth(out.append)
-    assert out, "the Deferred has not fired"
-    if isinstance(out[0], Failure):
-        out[0].raiseException()
-    return out[0]
-
-
-def failure(d, *types):
-    """The exception C{d} failed with (it must have, with one of C{types})."""
-    out = []
-    d.addBoth(out.append)
-    assert out, "the Deferred has not fired"
-    assert isinstance(out[0], Failure), out[0]
-    assert out[0].check(*types), out[0]
-    return out[0].value
+from wshelpers import (
+    Echo,
+    MemoryPeer,
+    clientFrame,
+    failure,
+    result,
+    serverFrames,
+    splitResponse,
+    upgradeRequest,
+)
 
 
 class Served:
