@@ -49,7 +49,7 @@ EVERY_OPTION = [
 def test_helpListsEveryOption(twistd: Twistd, tmp_path: Path) -> None:
     result = twistd.run(["websocket", "--help"], tmp_path)
     assert result.returncode == 0, result.stderr
-    listed = set(re.findall(r"--[a-z][a-z-]+", result.stdout))
+    listed = set(re.findall(r"--[a-z][a-z0-9-]+", result.stdout))
     declared = {f"--{name}" for name in Options().synonyms if len(name) > 1}
     assert set(EVERY_OPTION) <= listed, set(EVERY_OPTION) - listed
     assert declared - {"--help", "--version"} <= listed
