@@ -428,7 +428,13 @@ WALL_CLOCK_NAMES = {
     ("twisted.internet.task", "deferLater"),
     ("time", "sleep"),
     ("time", "time"),
+    ("time", "time_ns"),
     ("time", "monotonic"),
+    ("time", "monotonic_ns"),
+    ("time", "perf_counter"),
+    ("time", "perf_counter_ns"),
+    ("time", "process_time"),
+    ("time", "process_time_ns"),
     ("asyncio", "sleep"),
     ("socket", "create_connection"),
 }
@@ -482,6 +488,8 @@ def test_wallClockUsesAreSeen() -> None:
         "t = time.monotonic()\n"
         "socket.create_connection(('127.0.0.1', 1))\n"
         "clock = Clock(); clock.callLater(1, print); clock.advance(1)\n"
+        "start = time.perf_counter(); time.process_time()\n"
+        "from time import perf_counter_ns\n"
     )
     assert wallClockUses(source) == [
         "2: from twisted.internet import reactor",
@@ -492,4 +500,7 @@ def test_wallClockUsesAreSeen() -> None:
         "7: time.sleep",
         "8: time.monotonic",
         "9: socket.create_connection",
+        "11: time.perf_counter",
+        "11: time.process_time",
+        "12: from time import perf_counter_ns",
     ]
