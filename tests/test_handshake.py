@@ -1038,6 +1038,7 @@ def test_clientAcceptedInPiecesSameAsWhole(cuts: list[int]) -> None:
     answer = serverAnswer(client) + FRAME
     bounds = [0, *sorted(set(c for c in cuts if 0 < c < len(answer))), len(answer)]
     outcomes = []
+    trailing = b""
     for start, end in zip(bounds, bounds[1:]):
         if outcomes:
             # Once open, the rest is the WebSocket's, not the handshake's.
