@@ -55,6 +55,33 @@ def test_optionsValidatedInProcess() -> None:
         Options().parseOptions(["--mode", "broadcast", "--max-queue-bytes", "10"])
 
 
+@pytest.mark.parametrize(
+    ("environ", "listen", "reason"),
+    [
+        ({}, "index=0", "no socket was passed by systemd (LISTEN_FDS and LISTEN_FDNAMES are not set)"),
+        ({"LISTEN_FDS": "1", "LISTEN_PID": "1"}, "name=wss", "no socket was passed by systemd (LISTEN_PID is not this process)"),
+        # What Twisted leaves after adopting LISTEN_FDS=2 (named web and admin).
+        ({"LISTEN_FDNAMES": "web:admin"}, "name=wss", "no systemd socket named wss (names: web, admin)"),
+        ({"LISTEN_FDNAMES": "web:admin"}, "index=2", "systemd passed 2 socket(s) (web, admin): no such index"),
+    ],
+)
+def test_systemdListenerWithoutItsSocketIsOneReadableLine(
+    monkeypatch: pytest.MonkeyPatch, environ: dict[str, str], listen: str, reason: str
+) -> None:
+    """Twisted's parser only raises KeyError('wss') or IndexError: say what systemd passed."""
+    from twisted_ws.twistd import StartupError
+
+    for name in ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    options = Options()
+    options.parseOptions(["--listen", f"systemd:domain=INET:{listen}"])
+    with pytest.raises(StartupError) as caught:
+        makeService(options, clock=Clock())
+    assert str(caught.value) == f"twisted_ws: --listen 'systemd:domain=INET:{listen}': {reason}"
+
+
 # -- in process: no server version, readable logs ----------------------------------
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from twisted.application import internet
@@ -112,6 +112,25 @@ def _startupReason(error: BaseException, description: str) -> str:
             return f"no such directory: {folder}"
         return f"{error.strerror}: {name}"
     return str(error) or type(error).__name__
+
+
+def _systemdReason(error: BaseException, description: str, environ: Mapping[str, str]) -> str | None:
+    """
+    Why a C{systemd:} description finds no socket, or C{None} for another
+    error: Twisted's parser raises the bare KeyError or IndexError of its
+    lookup.  Twisted takes LISTEN_PID and LISTEN_FDS out of the environment
+    when it adopts them, so what is left tells what systemd passed.
+    """
+    if description.split(":", 1)[0].lower() != "systemd" or not isinstance(error, LookupError):
+        return None
+    if "LISTEN_FDS" in environ:
+        return "no socket was passed by systemd (LISTEN_PID is not this process)"
+    names = [name for name in environ.get("LISTEN_FDNAMES", "").split(":") if name]
+    if not names:
+        return "no socket was passed by systemd (LISTEN_FDS and LISTEN_FDNAMES are not set)"
+    if isinstance(error, KeyError):
+        return f"no systemd socket named {error.args[0]} (names: {', '.join(names)})"
+    return f"systemd passed {len(names)} socket(s) ({', '.join(names)}): no such index"
 
 
 class _ListenerService(internet.StreamServerEndpointService):
@@ -308,9 +327,8 @@ def makeService(
                 serverFromString(reactor, description) if endpointFor is None else endpointFor(description)
             )
         except Exception as e:
-            raise StartupError(
-                f"twisted_ws: --listen {description!r}: {_startupReason(e, description)}"
-            ) from None
+            reason = _systemdReason(e, description, os.environ) or _startupReason(e, description)
+            raise StartupError(f"twisted_ws: --listen {description!r}: {reason}") from None
         chosen, describeAsSite = listenFactory, siteMode
         if options.get("http2") and _scheme(description, "tls", "plain") == "tls":
             # HTTP/2 is chosen by ALPN, so it takes a Site; plain listeners
