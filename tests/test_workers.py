@@ -284,15 +284,43 @@ def test_workersOption(monkeypatch) -> None:
         (["--workers", "-2"], "give 1 to 256"),
         (["--workers", "100000"], "give 1 to 256"),
         (["--workers", "many"], "'many' is not a number of processes (or auto)"),
-        (["--workers", "2", "--listen", "systemd:domain=INET:index=0"], "cannot be shared by worker processes"),
         (["--reuseport"], "--reuseport needs --workers 2 or more"),
-        (["--workers", "2", "--reuseport", "--listen", "unix:/tmp/x.sock"], "tcp: endpoints only"),
-        (["--workers", "2", "--reuseport", "--listen", "ssl:8443:privateKey=k:certKey=c"], "tcp: endpoints only"),
     ],
 )
 def test_badWorkerOptions(args: list[str], message: str) -> None:
     with pytest.raises(usage.UsageError, match=re.escape(message)):
         parse(*args)
+
+
+SHARED = "cannot be shared by worker processes (tcp:, tcp6:, ssl: and unix: can)"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--workers", "2", "--listen", "haproxy:tcp:0"], f"--workers: --listen 'haproxy:tcp:0' {SHARED}"),
+        (
+            ["--workers", "2", "--listen", "tcp:0", "--listen", "systemd:domain=INET:index=0"],
+            f"--workers: --listen 'systemd:domain=INET:index=0' {SHARED}",
+        ),
+        (
+            ["--workers", "2", "--reuseport", "--listen", "unix:/tmp/x.sock"],
+            "--reuseport works with tcp: endpoints only, not --listen 'unix:/tmp/x.sock'",
+        ),
+        (
+            ["--workers", "2", "--reuseport", "--listen", "ssl:8443:privateKey=k:certKey=c"],
+            "--reuseport works with tcp: endpoints only, not --listen 'ssl:8443:privateKey=k:certKey=c'",
+        ),
+    ],
+)
+def test_listenersWorkersCannotUseAreOneLineStartupErrors(args: list[str], message: str) -> None:
+    """Like the other --listen errors: one line, not a usage error printing the whole --help."""
+    from twisted_ws.twistd import StartupError, makeService
+
+    options = parse(*args)  # the options themselves are fine
+    with pytest.raises(StartupError) as caught:
+        makeService(options, clock=MemoryReactorClock())
+    assert str(caught.value) == f"twisted_ws: {message}"
 
 
 def test_reuseportNeedsLinux(monkeypatch) -> None:

@@ -90,10 +90,6 @@ def _workers(value: str) -> int:
 
 _workers.coerceDoc = "A number of processes, or auto: one per CPU."  # type: ignore[attr-defined]
 
-#: The --listen kinds whose sockets worker processes can share.
-_SHAREABLE = ("tcp", "tcp6", "ssl", "unix")
-
-
 def _urlPath(value: str) -> str:
     if not value.startswith("/") or any(c in value for c in "?# \t\r\n"):
         raise ValueError(f"{value!r} is not a URL path (it must start with /)")
@@ -270,25 +266,14 @@ class Options(usage.Options):
         self._checkWorkers()
 
     def _checkWorkers(self) -> None:
-        if self["workers"] > 1:
-            for description in self["listen"]:
-                kind = description.split(":", 1)[0].strip().lower()
-                if kind not in _SHAREABLE:
-                    raise usage.UsageError(
-                        f"--workers: --listen {description!r} cannot be shared by worker processes "
-                        "(tcp:, tcp6:, ssl: and unix: can)"
-                    )
+        # Which --listen kinds --workers and --reuseport can use is checked by
+        # makeService, with the other --listen checks: one line, not the --help.
         if not self["reuseport"]:
             return
         if self["workers"] < 2:
             raise usage.UsageError("--reuseport needs --workers 2 or more")
         if not sys.platform.startswith("linux"):
             raise usage.UsageError(f"--reuseport needs Linux (SO_REUSEPORT), not {sys.platform}")
-        for description in self["listen"]:
-            if description.split(":", 1)[0].strip().lower() not in ("tcp", "tcp6"):
-                raise usage.UsageError(
-                    f"--reuseport works with tcp: endpoints only, not --listen {description!r}"
-                )
 
     def _checkMode(self) -> None:
         mode = self["mode"]

@@ -237,6 +237,25 @@ def _describer(description: str, wsPath: str, siteMode: bool) -> Callable[[Any],
     return describe
 
 
+#: The --listen kinds whose sockets worker processes can share.
+_SHAREABLE = ("tcp", "tcp6", "ssl", "unix")
+
+
+def _checkWorkerListeners(options: Options) -> None:
+    """Refuse, in one line, a --listen that --workers or --reuseport cannot use."""
+    for description in options["listen"]:
+        kind = description.split(":", 1)[0].strip().lower()
+        if options.get("workers", 1) > 1 and kind not in _SHAREABLE:
+            raise StartupError(
+                f"twisted_ws: --workers: --listen {description!r} cannot be shared by worker "
+                "processes (tcp:, tcp6:, ssl: and unix: can)"
+            )
+        if options.get("reuseport") and kind not in ("tcp", "tcp6"):
+            raise StartupError(
+                f"twisted_ws: --reuseport works with tcp: endpoints only, not --listen {description!r}"
+            )
+
+
 def makeService(
     options: Options,
     clock: IReactorTime | None = None,
@@ -252,6 +271,7 @@ def makeService(
     from twisted.internet import reactor
     from twisted.internet.endpoints import serverFromString
 
+    _checkWorkerListeners(options)
     clock = clock or reactor  # type: ignore[assignment]
     top = WebSocketService(stopTimeout=options["stop-timeout"], clock=clock)
     mode = options["mode"]
