@@ -19,12 +19,20 @@ import pytest
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock, StringTransport
-from twisted.python.failure import Failure
 from twisted.test.iosim import ConnectionCompleter
 
 import twisted_ws
 from twisted_ws import WebSocket, connectWS
-from wshelpers import Client, MemoryPeer, clientFrame, parseResponse, serverFrames, splitResponse, upgradeRequest
+from wshelpers import (
+    Client,
+    MemoryPeer,
+    clientFrame,
+    parseResponse,
+    result,
+    serverFrames,
+    splitResponse,
+    upgradeRequest,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -51,16 +59,6 @@ def load(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def fired(d):
-    """What C{d} fired with (it must have); a failure is raised."""
-    out = []
-    d.addBoth(out.append)
-    assert out, "the Deferred has not fired"
-    if isinstance(out[0], Failure):
-        out[0].raiseException()
-    return out[0]
 
 
 def docFiles() -> list[Path]:
@@ -134,14 +132,14 @@ def serve(factory, url="ws://127.0.0.1/", **options):
 def test_echoTutorial(capsys):
     echo = load("echo")
     d, pump, _ = serve(echo.makeFactory(), "ws://127.0.0.1/tutorial", protocol=Client)
-    client = fired(d)
+    client = result(d)
     client.sendMessage("hello")
     client.sendMessage(b"\x00\x01")
     pump.flush()
-    assert [fired(client.messages.get()) for _ in range(2)] == ["hello", b"\x00\x01"]
+    assert [result(client.messages.get()) for _ in range(2)] == ["hello", b"\x00\x01"]
     client.close()
     pump.flush()
-    assert fired(client.closed)[0] == 1000
+    assert result(client.closed)[0] == 1000
     opened, closed = capsys.readouterr().out.splitlines()
     assert opened.startswith("opened /tutorial from ") and closed == "closed with 1000 ''"
 
@@ -157,7 +155,7 @@ def test_clientTutorial(capsys):
     pump = ConnectionCompleter(reactor).succeedOnce()
     for _ in range(5):
         pump.flush()
-    assert fired(d) == ["hello", "wörld"]
+    assert result(d) == ["hello", "wörld"]
     printed = [line for line in capsys.readouterr().out.splitlines() if not line.startswith(("opened", "closed with"))]
     assert printed == ["hello", "wörld", "closed: 1000, clean: True"]
 
@@ -348,14 +346,14 @@ def test_asyncEchoExample():
 
     factory = WebSocketServerFactory.forHandler(loadExample("async_echo").echo, pingInterval=None)
     d, pump, _ = serve(factory, protocol=Client)
-    client = fired(d)
+    client = result(d)
     client.sendMessage("one")
     client.sendMessage(b"two")
     pump.flush()
-    assert [fired(client.messages.get()) for _ in range(2)] == ["one", b"two"]
+    assert [result(client.messages.get()) for _ in range(2)] == ["one", b"two"]
 
 
 def test_clientTutorialGetsAWebSocket():
     """The tutorial says connectWS without a protocol gives a WebSocket."""
     d, _, _ = serve(load("echo").makeFactory())
-    assert isinstance(fired(d), WebSocket)
+    assert isinstance(result(d), WebSocket)

@@ -47,30 +47,12 @@ from twisted_ws import (
     WebSocketProtocol,
     connectWS,
 )
-from wshelpers import makeCertificate
+from wshelpers import failure, makeCertificate, result
 from twisted_ws.core.handshake import H2ClientHandshake, negotiate, validateExtendedConnect
 from twisted_ws.core.options import WebSocketOptions
 from twisted_ws.http2.client import ALPN_H2, STREAM_WINDOW, H2ClientProtocol
 
 ADDRESS = IPv4Address("TCP", "127.0.0.1", 443)
-
-
-def result(d):
-    out = []
-    d.addBoth(out.append)
-    assert out, "the Deferred has not fired"
-    if isinstance(out[0], Failure):
-        out[0].raiseException()
-    return out[0]
-
-
-def failure(d, *types):
-    out = []
-    d.addBoth(out.append)
-    assert out, "the Deferred has not fired"
-    assert isinstance(out[0], Failure), out[0]
-    assert out[0].check(*types), out[0]
-    return out[0].value
 
 
 class ServerStream:
