@@ -1,5 +1,5 @@
 """
-Packaging for twisted_ws.
+Build steps for twisted_ws that pyproject.toml cannot declare.
 
 The C accelerator (masking and frame scanning) is optional: when it cannot be
 compiled the install still succeeds and the pure-Python code is used.
@@ -46,18 +46,10 @@ if os.environ.get("TWISTED_WS_NO_EXTENSION", "") in ("", "0"):
         )
     )
 
-with open("README.md", encoding="utf-8") as f:
-    longDescription = f.read()
-
+# The metadata (name, version, dependencies, extras) is in pyproject.toml;
+# this file says only what that cannot: the optional accelerator, the package
+# directory and the packages, twisted.plugins included.
 setup(
-    name="twisted_ws",
-    version="0.1.0",
-    description="A complete, fast, hardened RFC 6455 WebSocket implementation for Twisted",
-    long_description=longDescription,
-    long_description_content_type="text/markdown",
-    license="MIT",
-    license_files=["LICENSE"],
-    python_requires=">=3.11",
     # Editable installs (pip install -e .) must keep twistd's plugin: Twisted
     # finds plugins in every sys.path entry that holds twisted/plugins/, so
     # the project root itself has to be on sys.path.  Naming the root as the
@@ -76,39 +68,4 @@ setup(
     zip_safe=False,
     ext_modules=extModules,
     cmdclass={"build_ext": OptionalBuildExt},
-    install_requires=[
-        "Twisted[tls]>=23.10",
-        "zope.interface>=5",
-    ],
-    extras_require={
-        "test": [
-            "Twisted[tls,http2]>=23.10",
-            "pytest>=7",
-            "hypothesis>=6",
-            "websockets>=12",
-            "treq>=23",
-            "autobahn[twisted]>=23",
-            "txredisapi>=1.6",
-            "prometheus_client>=0.17",
-        ],
-        # RedisBus: broadcast rooms shared across processes (twistd --redis).
-        "redis": [
-            "txredisapi>=1.6",
-        ],
-        # twistd websocket --metrics PATH: the Prometheus text format.
-        "metrics": [
-            "prometheus_client>=0.17",
-        ],
-        "bench": [
-            "websockets>=13",
-            "autobahn[twisted]>=23",
-            "wsproto>=1.2",
-        ],
-    },
-    entry_points={},
-    classifiers=[
-        "Framework :: Twisted",
-        "Programming Language :: Python :: 3",
-        "Topic :: Internet :: WWW/HTTP",
-    ],
 )

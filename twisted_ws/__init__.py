@@ -19,6 +19,9 @@ glue it to Twisted.
 import importlib
 from typing import TYPE_CHECKING, Any
 
+# Written once, in twisted_ws/version.py (pyproject.toml reads it there).
+from .version import __version__
+
 if TYPE_CHECKING:
     from .apps.broadcast import BroadcastProtocol
     from .apps.bus import IBroadcastBus, LocalBus
@@ -103,8 +106,6 @@ _EXPORTS = {
     "WebSocket": "twisted_ws.websocket",
     "connectWS": "twisted_ws.client.endpoint",
 }
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Accept",

@@ -14,7 +14,12 @@ import os
 import platform
 from importlib.util import find_spec
 
-__all__ = ["versionText"]
+__all__ = ["__version__", "versionText"]
+
+# The one place the version is written: pyproject.toml reads it for the
+# package metadata (without importing the package) and twisted_ws.__version__
+# is this name.
+__version__ = "0.1.0"
 
 
 def _acceleratorText() -> str:
@@ -38,8 +43,6 @@ def versionText() -> str:
     the C accelerator in this process.
     """
     from twisted import __version__ as twistedVersion
-
-    from . import __version__
 
     return "\n".join(
         [
