@@ -12,16 +12,11 @@ the test's cleanup.  Needs node and C{npm ci --prefix tests/node}.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 from pathlib import Path
 
 import pytest
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, DeferredQueue, gatherResults, inlineCallbacks, succeed
-from twisted.internet.error import ProcessExitedAlready
-from twisted.internet.protocol import ProcessProtocol
+from twisted.internet.defer import Deferred, DeferredQueue, gatherResults, inlineCallbacks
 from twisted.trial.unittest import TestCase
 
 from twisted_ws import (
@@ -31,81 +26,9 @@ from twisted_ws import (
     connectWS,
 )
 from twisted_ws.http2.stream import H2StreamTransport
-from wshelpers import makeCertificate
+from wshelpers import makeCertificate, nodeMissing, spawnNode
 
-NODE_DIR = Path(__file__).resolve().parent / "node"
-INSTALL = "npm ci --prefix tests/node"
 DEADLINE = 10.0  # seconds for any one wait
-
-
-def _nodeModules() -> Path | None:
-    given = os.environ.get("TWISTED_WS_NODE_MODULES")
-    candidates = [Path(given), Path(given) / "node_modules"] if given else []
-    candidates.append(NODE_DIR / "node_modules")
-    for candidate in candidates:
-        if (candidate / "ws" / "package.json").is_file():
-            return candidate
-    return None
-
-
-NODE = shutil.which("node")
-NODE_MODULES = _nodeModules()
-
-
-class NodeServer(ProcessProtocol):
-    """h2_ws_server.js: its stdout lines (JSON events) and its exit."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.stderr = b""
-        self.done = False
-        self._buffer = b""
-        self._waiters: list[tuple[str, Deferred[str]]] = []
-        self._ended: Deferred[None] = Deferred()
-
-    def outReceived(self, data: bytes) -> None:
-        self._buffer += data
-        while b"\n" in self._buffer:
-            raw, self._buffer = self._buffer.split(b"\n", 1)
-            line = raw.decode("utf-8", "replace")
-            self.lines.append(line)
-            for waiter in list(self._waiters):
-                if line.startswith(waiter[0]):
-                    self._waiters.remove(waiter)
-                    waiter[1].callback(line)
-
-    def errReceived(self, data: bytes) -> None:
-        self.stderr = (self.stderr + data)[-8192:]
-
-    def processEnded(self, reason) -> None:
-        self.done = True
-        waiters, self._waiters = self._waiters, []
-        for prefix, d in waiters:
-            d.errback(AssertionError(f"node ended before printing {prefix!r}: {self.stderr!r}"))
-        self._ended.callback(None)
-
-    def waitForLine(self, prefix: str) -> Deferred[str]:
-        for line in self.lines:
-            if line.startswith(prefix):
-                return succeed(line)
-        d: Deferred[str] = Deferred()
-        if self.done:
-            d.errback(AssertionError(f"node ended before printing {prefix!r}: {self.stderr!r}"))
-            return d
-        self._waiters.append((prefix, d))
-        return d.addTimeout(DEADLINE, reactor)
-
-    def event(self, line: str) -> dict:
-        return json.loads(line.split(" ", 1)[1])
-
-    def stop(self) -> Deferred[None]:
-        if self.done:
-            return succeed(None)
-        try:
-            self.transport.signalProcess("KILL")
-        except ProcessExitedAlready:
-            pass
-        return self._ended.addTimeout(DEADLINE, reactor)
 
 
 class Client(WebSocketProtocol):
@@ -178,20 +101,15 @@ class NodeH2ServerTests(H2ClientInteropMixin, TestCase):
     """Our client against node:http2 with the ws package's framing."""
 
     def setUp(self) -> None:
-        if NODE is None:
-            raise pytest.skip.Exception(f"node is not installed: install nodejs, then run {INSTALL}")
-        if NODE_MODULES is None:
-            raise pytest.skip.Exception(f"node's ws package is missing: run {INSTALL}")
+        if nodeMissing() is not None:
+            raise pytest.skip.Exception(nodeMissing())
         super().setUp()
 
     @inlineCallbacks
     def startNode(self, *args: str):
-        server = NodeServer()
-        env = dict(os.environ, NODE_PATH=str(NODE_MODULES))
-        script = str(NODE_DIR / "h2_ws_server.js")
-        argv = [NODE, script, "--cert", str(self.certPath), "--key", str(self.keyPath), *args]
-        server.transport = reactor.spawnProcess(server, NODE, argv, env=env, path=str(NODE_DIR))
-        self.addCleanup(server.stop)
+        server = spawnNode(
+            self, "h2_ws_server.js", "--cert", str(self.certPath), "--key", str(self.keyPath), *args
+        )
         line = yield server.waitForLine("listening ")
         return server, int(line.split()[1])
 

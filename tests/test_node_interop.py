@@ -5,7 +5,7 @@ with and without permessage-deflate, subprotocols, pings and close codes
 started by either side.
 
 The node programs are tests/node/ws_client.js and ws_echo_server.js; they
-need C{ws} installed (C{npm install --prefix tests/node}, which C{.ci/run}
+need C{ws} installed (C{npm ci --prefix tests/node}, which C{.ci/run}
 does) or a C{node_modules} directory holding it named by
 C{TWISTED_WS_NODE_MODULES}.  They run under the test's reactor
 (C{spawnProcess}), every wait has a deadline and every process is killed
@@ -15,15 +15,10 @@ in the test's cleanup.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-from pathlib import Path
 
 import pytest
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks, succeed
-from twisted.internet.error import ProcessExitedAlready
-from twisted.internet.protocol import ProcessProtocol
+from twisted.internet.defer import gatherResults, inlineCallbacks, succeed
 from twisted.trial.unittest import TestCase
 
 from twisted_ws import (
@@ -34,34 +29,12 @@ from twisted_ws import (
     WebSocketServerFactory,
     connectWS,
 )
-from wshelpers import Client, Echo
+from wshelpers import NODE_DEADLINE, Client, Echo, NodeProcess, nodeMissing, spawnNode
 
-NODE_DIR = Path(__file__).resolve().parent / "node"
-INSTALL = "npm install --prefix tests/node"
-DEADLINE = 10.0  # seconds for any one wait; a run takes well under one
+DEADLINE = NODE_DEADLINE  # seconds for any one wait; a run takes well under one
 
-
-def _nodeModules() -> Path | None:
-    """The node_modules directory holding ws, or None."""
-    given = os.environ.get("TWISTED_WS_NODE_MODULES")
-    candidates = [Path(given), Path(given) / "node_modules"] if given else []
-    candidates.append(NODE_DIR / "node_modules")
-    for candidate in candidates:
-        if (candidate / "ws" / "package.json").is_file():
-            return candidate
-    return None
-
-
-NODE = shutil.which("node")
-NODE_MODULES = _nodeModules()
-if NODE is None:
-    pytest.skip(f"node is not installed: install nodejs, then run {INSTALL}", allow_module_level=True)
-if NODE_MODULES is None:
-    pytest.skip(
-        f"node's ws package is missing from tests/node/node_modules and TWISTED_WS_NODE_MODULES: "
-        f"run {INSTALL}",
-        allow_module_level=True,
-    )
+if nodeMissing() is not None:
+    pytest.skip(nodeMissing(), allow_module_level=True)
 
 
 def script() -> list[str | bytes]:
@@ -78,76 +51,6 @@ def script() -> list[str | bytes]:
 
 
 SCRIPT = script()
-
-
-class NodeProcess(ProcessProtocol):
-    """
-    One node program: its stdout lines, its stderr, and its exit.
-
-    @ivar exitCode: the exit code once L{done} (C{None}: killed by a signal).
-    """
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.lines: list[str] = []
-        self.stderr = b""
-        self.exitCode: int | None = None
-        self.done = False
-        self._endWaiters: list[Deferred[int | None]] = []
-        self._buffer = b""
-        self._waiters: list[tuple[str, Deferred[str]]] = []
-
-    def outReceived(self, data: bytes) -> None:
-        self._buffer += data
-        while b"\n" in self._buffer:
-            raw, self._buffer = self._buffer.split(b"\n", 1)
-            line = raw.decode("utf-8", "replace")
-            self.lines.append(line)
-            for waiter in list(self._waiters):
-                if line.startswith(waiter[0]):
-                    self._waiters.remove(waiter)
-                    waiter[1].callback(line)
-
-    def errReceived(self, data: bytes) -> None:
-        self.stderr = (self.stderr + data)[-8192:]
-
-    def processEnded(self, reason) -> None:
-        self.done = True
-        self.exitCode = reason.value.exitCode  # None: killed by a signal
-        waiters, self._waiters = self._waiters, []
-        for prefix, d in waiters:
-            d.errback(AssertionError(f"{self.describe()} ended before printing {prefix!r}"))
-        endWaiters, self._endWaiters = self._endWaiters, []
-        for d in endWaiters:
-            d.callback(self.exitCode)
-
-    def whenEnded(self, timeout: float = DEADLINE) -> Deferred[int | None]:
-        """The exit code, within C{timeout} seconds."""
-        if self.done:
-            return succeed(self.exitCode)
-        d: Deferred[int | None] = Deferred()
-        self._endWaiters.append(d)
-        return d.addTimeout(timeout, reactor)
-
-    def describe(self) -> str:
-        err = self.stderr.decode("utf-8", "replace").strip()
-        return f"node {self.name} (exit {self.exitCode}, stderr {err!r})"
-
-    def waitForLine(self, prefix: str) -> Deferred[str]:
-        """The first stdout line starting with C{prefix}, within L{DEADLINE}."""
-        for line in self.lines:
-            if line.startswith(prefix):
-                return succeed(line)
-        d: Deferred[str] = Deferred()
-        if self.done:
-            d.errback(AssertionError(f"{self.describe()} ended before printing {prefix!r}"))
-            return d
-        self._waiters.append((prefix, d))
-        return d.addTimeout(DEADLINE, reactor)
-
-    def events(self, prefix: str) -> list[dict]:
-        """The JSON of every C{prefix} line (the echo server's reports)."""
-        return [json.loads(line[len(prefix) + 1 :]) for line in self.lines if line.startswith(prefix + " ")]
 
 
 class PingingEcho(Echo):
@@ -171,25 +74,7 @@ class NodeInteropMixin:
 
     def spawnNode(self, name: str, *args: str) -> NodeProcess:
         """Run tests/node/C{name}; the test's cleanup kills it if still running."""
-        env = dict(os.environ)
-        env["NODE_PATH"] = str(NODE_MODULES)
-        process = NodeProcess(name)
-        transport = reactor.spawnProcess(
-            process, NODE, [NODE, str(NODE_DIR / name), *args], env=env, path=str(NODE_DIR)
-        )
-
-        def kill():
-            if process.done:
-                return None
-            try:
-                transport.signalProcess("KILL")
-            except ProcessExitedAlready:
-                pass
-            return process.whenEnded()
-
-        self.addCleanup(kill)
-        process.transport = transport
-        return process
+        return spawnNode(self, name, *args)
 
     def drop(self, protocol: WebSocketProtocol):
         """Cleanup: a connection a failed test left open is aborted."""

@@ -22,10 +22,10 @@ import zlib
 from pathlib import Path
 
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import Deferred, DeferredQueue
+from twisted.internet.defer import Deferred, DeferredQueue, succeed
 from twisted.internet.interfaces import IPushProducer
-from twisted.internet.protocol import Factory, Protocol
-from twisted.internet.error import ConnectionAborted
+from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
+from twisted.internet.error import ConnectionAborted, ProcessExitedAlready
 from twisted.internet.testing import StringTransport, StringTransportWithDisconnection
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -900,6 +900,138 @@ class RedisServer:
         return int(reply.rsplit(b":", 1)[1].split(b"\r\n", 1)[0])
 
 
+# -- node programs (tests/node/*.js) for the interop tier ---------------------------
+
+NODE_DIR = Path(__file__).resolve().parent / "node"
+NODE = shutil.which("node")
+NODE_INSTALL = "npm ci --prefix tests/node"
+NODE_DEADLINE = 10.0  # seconds for any one wait on a node program
+
+
+def nodeModules() -> Path | None:
+    """The node_modules directory holding ws (tests/node's, or C{TWISTED_WS_NODE_MODULES}), or None."""
+    given = os.environ.get("TWISTED_WS_NODE_MODULES")
+    candidates = [Path(given), Path(given) / "node_modules"] if given else []
+    candidates.append(NODE_DIR / "node_modules")
+    for candidate in candidates:
+        if (candidate / "ws" / "package.json").is_file():
+            return candidate
+    return None
+
+
+NODE_MODULES = nodeModules()
+
+
+def nodeMissing() -> str | None:
+    """Why the node programs cannot run here (a skip reason), or None."""
+    if NODE is None:
+        return f"node is not installed: install nodejs, then run {NODE_INSTALL}"
+    if NODE_MODULES is None:
+        return (
+            "node's ws package is missing from tests/node/node_modules and "
+            f"TWISTED_WS_NODE_MODULES: run {NODE_INSTALL}"
+        )
+    return None
+
+
+class NodeProcess(ProcessProtocol):
+    """
+    One node program: its stdout lines, its stderr, and its exit.
+
+    @ivar exitCode: the exit code once L{done} (C{None}: killed by a signal).
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.lines: list[str] = []
+        self.stderr = b""
+        self.exitCode: int | None = None
+        self.done = False
+        self._endWaiters: list[Deferred[int | None]] = []
+        self._buffer = b""
+        self._waiters: list[tuple[str, Deferred[str]]] = []
+
+    def outReceived(self, data: bytes) -> None:
+        self._buffer += data
+        while b"\n" in self._buffer:
+            raw, self._buffer = self._buffer.split(b"\n", 1)
+            line = raw.decode("utf-8", "replace")
+            self.lines.append(line)
+            for waiter in list(self._waiters):
+                if line.startswith(waiter[0]):
+                    self._waiters.remove(waiter)
+                    waiter[1].callback(line)
+
+    def errReceived(self, data: bytes) -> None:
+        self.stderr = (self.stderr + data)[-8192:]
+
+    def processEnded(self, reason) -> None:
+        self.done = True
+        self.exitCode = reason.value.exitCode  # None: killed by a signal
+        waiters, self._waiters = self._waiters, []
+        for prefix, d in waiters:
+            d.errback(AssertionError(f"{self.describe()} ended before printing {prefix!r}"))
+        endWaiters, self._endWaiters = self._endWaiters, []
+        for d in endWaiters:
+            d.callback(self.exitCode)
+
+    def whenEnded(self, timeout: float = NODE_DEADLINE) -> Deferred[int | None]:
+        """The exit code, within C{timeout} seconds."""
+        from twisted.internet import reactor  # interop tier only: not at import time
+
+        if self.done:
+            return succeed(self.exitCode)
+        d: Deferred[int | None] = Deferred()
+        self._endWaiters.append(d)
+        return d.addTimeout(timeout, reactor)
+
+    def kill(self) -> Deferred[int | None]:
+        """SIGKILL unless it ended; its exit, within L{NODE_DEADLINE}."""
+        if not self.done:
+            try:
+                self.transport.signalProcess("KILL")
+            except ProcessExitedAlready:
+                pass
+        return self.whenEnded()
+
+    def describe(self) -> str:
+        err = self.stderr.decode("utf-8", "replace").strip()
+        return f"node {self.name} (exit {self.exitCode}, stderr {err!r})"
+
+    def waitForLine(self, prefix: str) -> Deferred[str]:
+        """The first stdout line starting with C{prefix}, within L{NODE_DEADLINE}."""
+        from twisted.internet import reactor  # interop tier only: not at import time
+
+        for line in self.lines:
+            if line.startswith(prefix):
+                return succeed(line)
+        d: Deferred[str] = Deferred()
+        if self.done:
+            d.errback(AssertionError(f"{self.describe()} ended before printing {prefix!r}"))
+            return d
+        self._waiters.append((prefix, d))
+        return d.addTimeout(NODE_DEADLINE, reactor)
+
+    def event(self, line: str) -> dict:
+        """The JSON after the first word of C{line} (C{'open {...}'})."""
+        return json.loads(line.split(" ", 1)[1])
+
+    def events(self, prefix: str) -> list[dict]:
+        """The JSON of every C{prefix} line (the echo server's reports)."""
+        return [json.loads(line[len(prefix) + 1 :]) for line in self.lines if line.startswith(prefix + " ")]
+
+
+def spawnNode(testCase, name: str, *args: str) -> NodeProcess:
+    """Run tests/node/C{name} under the reactor; C{testCase}'s cleanup kills it if still running."""
+    from twisted.internet import reactor  # interop tier only: not at import time
+
+    process = NodeProcess(name)
+    env = dict(os.environ, NODE_PATH=str(NODE_MODULES))
+    reactor.spawnProcess(process, NODE, [NODE, str(NODE_DIR / name), *args], env=env, path=str(NODE_DIR))
+    testCase.addCleanup(process.kill)
+    return process
+
+
 __all__ = [
     "RecordingHandler",
     "Echo",
@@ -937,4 +1069,11 @@ __all__ = [
     "generateKey",
     "freePort",
     "RedisServer",
+    "NODE",
+    "NODE_DIR",
+    "NODE_MODULES",
+    "nodeMissing",
+    "NodeProcess",
+    "spawnNode",
 ]
+
