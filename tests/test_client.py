@@ -41,7 +41,7 @@ from twisted_ws.client import (
 )
 from twisted_ws.client.reconnecting import ReconnectingWebSocketClient
 from twisted_ws.core.frames import FrameParser
-from wshelpers import Client, Echo, failure, pending, result
+from wshelpers import Client, Echo, failure, memoryProxy, pending, result
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 URL = "ws://127.0.0.1/echo"
@@ -503,57 +503,8 @@ def test_requestSentOnce(net):
 PROXY = "http://127.0.0.1:3128"
 
 
-class MemoryProxy(Protocol):
-    """
-    An HTTP CONNECT proxy in memory: answers the CONNECT (C{factory.answer}
-    for anything but 200), then plays the target itself -- a protocol of
-    C{factory.target} gets the rest of the bytes.
-    """
-
-    def connectionMade(self):
-        self.buffer = b""
-        self.inner = None
-
-    def dataReceived(self, data):
-        if self.inner is not None:
-            self.inner.dataReceived(data)
-            return
-        self.buffer += data
-        head, sep, rest = self.buffer.partition(b"\r\n\r\n")
-        if not sep:
-            return
-        lines = head.decode("latin-1").split("\r\n")
-        method, target, _ = lines[0].split(" ")
-        headers = dict(line.split(": ", 1) for line in lines[1:])
-        self.factory.requests.append((method, target, headers))
-        answer = self.factory.answer(headers)
-        if answer is None:
-            return  # a silent proxy
-        self.transport.write(answer)
-        if not answer.startswith(b"HTTP/1.1 200"):
-            self.transport.loseConnection()
-            return
-        self.inner = self.factory.target.buildProtocol(None)
-        self.inner.makeConnection(self.transport)
-        if rest:
-            self.inner.dataReceived(rest)
-
-    def connectionLost(self, reason):
-        if self.inner is not None:
-            self.inner.connectionLost(reason)
-
-
-def proxyFactory(net, target, answer=lambda headers: b"HTTP/1.1 200 Connection established\r\n\r\n"):
-    factory = Factory.forProtocol(MemoryProxy)
-    factory.requests = []
-    factory.target = target
-    factory.answer = answer
-    net.reactor.listenTCP(3128, factory)
-    return factory
-
-
 def test_proxyTunnel(net):
-    proxy = proxyFactory(net, net.serve(port=9000))
+    proxy = memoryProxy(net.reactor, net.serve(port=9000))
     p, pump = opened(net, "ws://127.0.0.1:80/via-proxy", proxy=PROXY)
     p.sendMessage("through the tunnel")
     pump.flush()
@@ -576,7 +527,7 @@ def test_proxyAuthentication(net):
             )
         return b"HTTP/1.1 200 Connection established\r\n\r\n"
 
-    proxyFactory(net, net.serve(port=9000), answer)
+    memoryProxy(net.reactor, net.serve(port=9000), answer)
     opened(net, proxy=PROXY.replace("://", "://user:p%40ss@"))
     d = net.connectWS(proxy=PROXY.replace("://", "://user:wrong@"))
     net.complete()
@@ -586,7 +537,7 @@ def test_proxyAuthentication(net):
 
 
 def test_proxyUnreachableTarget(net):
-    proxyFactory(net, None, lambda headers: b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+    memoryProxy(net.reactor, None, lambda headers: b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
     d = net.connectWS(proxy=PROXY)
     net.complete()
     assert failure(d, WebSocketProxyError).status == 502
@@ -596,7 +547,7 @@ def test_proxyEnvironment(net, monkeypatch):
     for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.upper(), raising=False)
-    proxy = proxyFactory(net, net.serve(port=9000))
+    proxy = memoryProxy(net.reactor, net.serve(port=9000))
     net.serve(port=80)
 
     def roundTrip(**kwargs):
@@ -628,7 +579,7 @@ def test_proxyEnvironment(net, monkeypatch):
 )
 def test_openTimeoutThroughTheProxy(net, proxy):
     """The open timeout covers the CONNECT and, once the tunnel is open, the upgrade."""
-    proxyFactory(net, **proxy)
+    memoryProxy(net.reactor, **proxy)
     d = net.connectWS(proxy=PROXY, openTimeout=10)
     pump = net.complete()
     net.clock.advance(9.9)

@@ -47,7 +47,7 @@ from twisted_ws import (
     WebSocketProtocol,
     connectWS,
 )
-from wshelpers import failure, makeCertificate, result
+from wshelpers import failure, makeCertificate, memoryProxy, result
 from twisted_ws.core.handshake import H2ClientHandshake, negotiate, validateExtendedConnect
 from twisted_ws.core.options import WebSocketOptions
 from twisted_ws.http2.client import ALPN_H2, STREAM_WINDOW, H2ClientProtocol
@@ -738,31 +738,6 @@ def test_untrustedCertificateFailsBeforeAnyStream(tmp_path):
     assert "not trusted" in str(err)
 
 
-class TunnelProxy(Protocol):
-    """An HTTP CONNECT proxy in memory that plays the target itself (C{factory.target})."""
-
-    def connectionMade(self):
-        self.buffer, self.inner = b"", None
-
-    def dataReceived(self, data):
-        if self.inner is not None:
-            self.inner.dataReceived(data)
-            return
-        self.buffer += data
-        head, sep, rest = self.buffer.partition(b"\r\n\r\n")
-        if sep:
-            self.factory.requests.append(head.split(b"\r\n")[0])
-            self.transport.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
-            self.inner = self.factory.target.buildProtocol(None)
-            self.inner.makeConnection(self.transport)
-            if rest:
-                self.inner.dataReceived(rest)
-
-    def connectionLost(self, reason):
-        if self.inner is not None:
-            self.inner.connectionLost(reason)
-
-
 def test_http2ThroughAProxyTunnel(tmp_path):
     """CONNECT tunnel, then TLS with ALPN h2 inside it, then the extended CONNECT."""
     reactor = MemoryReactorClock()
@@ -771,10 +746,9 @@ def test_http2ThroughAProxyTunnel(tmp_path):
     options = CertificateOptions(
         privateKey=identity.privateKey.original, certificate=identity.original, acceptableProtocols=[b"h2"]
     )
-    proxy = Factory.forProtocol(TunnelProxy)
-    proxy.requests = []
-    proxy.target = TLSMemoryBIOFactory(options, False, Factory.forProtocol(FakeH2ServerProtocol), reactor)
-    reactor.listenTCP(3128, proxy)
+    proxy = memoryProxy(
+        reactor, TLSMemoryBIOFactory(options, False, Factory.forProtocol(FakeH2ServerProtocol), reactor)
+    )
     d = connectWS(
         "wss://localhost:8443/chat",
         Client,
@@ -787,7 +761,7 @@ def test_http2ThroughAProxyTunnel(tmp_path):
     pump = ConnectionCompleter(reactor).succeedOnce()
     pump.flush()
     protocol = result(d)
-    assert proxy.requests == [b"CONNECT localhost:8443 HTTP/1.1"]
+    assert [(method, target) for method, target, _ in proxy.requests] == [("CONNECT", "localhost:8443")]
     protocol.sendMessage("tunnelled")
     pump.flush()
     assert protocol.received == ["tunnelled"]

@@ -468,6 +468,59 @@ class ConnectProxy(Protocol):
         if self.peer is not None:
             self.peer.transport.loseConnection()
 
+class MemoryConnectProxy(Protocol):
+    """
+    An HTTP CONNECT proxy in memory: answers the CONNECT (C{factory.answer}
+    for anything but 200), then plays the target itself -- a protocol of
+    C{factory.target} gets the rest of the bytes.
+    """
+
+    def connectionMade(self):
+        self.buffer = b""
+        self.inner = None
+
+    def dataReceived(self, data):
+        if self.inner is not None:
+            self.inner.dataReceived(data)
+            return
+        self.buffer += data
+        head, sep, rest = self.buffer.partition(b"\r\n\r\n")
+        if not sep:
+            return
+        lines = head.decode("latin-1").split("\r\n")
+        method, target, _ = lines[0].split(" ")
+        headers = dict(line.split(": ", 1) for line in lines[1:])
+        self.factory.requests.append((method, target, headers))
+        answer = self.factory.answer(headers)
+        if answer is None:
+            return  # a silent proxy
+        self.transport.write(answer)
+        if not answer.startswith(b"HTTP/1.1 200"):
+            self.transport.loseConnection()
+            return
+        self.inner = self.factory.target.buildProtocol(None)
+        self.inner.makeConnection(self.transport)
+        if rest:
+            self.inner.dataReceived(rest)
+
+    def connectionLost(self, reason):
+        if self.inner is not None:
+            self.inner.connectionLost(reason)
+
+
+def memoryProxy(reactor, target, answer=lambda headers: b"HTTP/1.1 200 Connection established\r\n\r\n"):
+    """
+    A L{MemoryConnectProxy} listening on C{reactor}'s port 3128 (a memory
+    reactor); C{factory.requests} keeps each CONNECT's (method, target, headers).
+    """
+    factory = Factory.forProtocol(MemoryConnectProxy)
+    factory.requests = []
+    factory.target = target
+    factory.answer = answer
+    reactor.listenTCP(3128, factory)
+    return factory
+
+
 def deflateBomb(gib: int = 1) -> bytes:
     """
     A raw deflate stream of C{gib} GiB of zeros, about 1 MiB long, built
@@ -1046,6 +1099,8 @@ __all__ = [
     "findTwistd",
     "Server",
     "ConnectProxy",
+    "MemoryConnectProxy",
+    "memoryProxy",
     "loadExample",
     "deflateBomb",
     "jsonRecords",
