@@ -123,14 +123,14 @@ def _protocols() -> tuple[type, type]:
     class Mixin:
         link: _Link
 
-        def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
-            super().connectionLost(reason)  # type: ignore[misc]
+        def connectionLost(self, reason: Failure) -> None:
+            super().connectionLost(reason)  # type: ignore[misc]  # the txredisapi protocol after Mixin in the MRO has it
             self.link.lost(self, reason)
 
-    class Publisher(Mixin, txredisapi.BaseRedisProtocol):  # type: ignore[misc, valid-type]
+    class Publisher(Mixin, txredisapi.BaseRedisProtocol):  # type: ignore[misc]  # txredisapi is untyped: the base is Any
         pass
 
-    class Subscriber(Mixin, txredisapi.SubscriberProtocol):  # type: ignore[misc, valid-type]
+    class Subscriber(Mixin, txredisapi.SubscriberProtocol):  # type: ignore[misc]  # txredisapi is untyped: the base is Any
         def messageReceived(self, pattern: Any, channel: bytes, message: bytes) -> None:
             self.link.bus._received(channel, message)
 
@@ -255,7 +255,7 @@ class _Link:
 
     def _scheduleRetry(self) -> float:
         bus = self.bus
-        delay = min(bus.maxDelay, bus.initialDelay * (2 ** min(self.attempt, 32)))
+        delay = min(bus.maxDelay, bus.initialDelay * (2.0 ** min(self.attempt, 32)))
         self.attempt += 1
         self._retry = bus.clock.callLater(delay, self._connect)
         return delay
@@ -378,7 +378,7 @@ class RedisBus(Service):
         return gatherResults([self._publisher.stop(), self._subscriber.stop()])
 
     @property
-    def connected(self) -> bool:  # type: ignore[override]
+    def connected(self) -> bool:
         return self._publisher.protocol is not None and self._subscriber.protocol is not None
 
     # -- IBroadcastBus ---------------------------------------------------------------

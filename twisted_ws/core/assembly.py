@@ -47,7 +47,8 @@ class MessageAssembler:
         self._text = False
         self._decoder: MessageDecoder | None = None
         self._utf8: Utf8Decoder | None = None
-        self._chunks: list | None = None
+        # str pieces of a text message, bytes of a binary one.
+        self._chunks: list[Any] | None = None
         self._size = 0
 
     def reset(self) -> None:

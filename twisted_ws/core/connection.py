@@ -31,7 +31,7 @@ import enum
 import os
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Protocol as _TypingProtocol
+from typing import Any, Protocol as _TypingProtocol
 
 from .closecodes import CloseCode, CloseInfo, buildClosePayload, parseClosePayload
 from .errors import ProtocolError
@@ -171,7 +171,7 @@ class WebSocketConnection:
         # 2 closeTransport too.
         self._told = 0
         # Created when something must wait (most connections never queue).
-        self._queue: deque[list] | None = None
+        self._queue: deque[list[Any]] | None = None
         self._queuedBytes = 0
         # The Pong owed while paused: only the latest ping is answered.
         self._pendingPong: bytes | None = None
@@ -413,7 +413,7 @@ class WebSocketConnection:
         self._enqueue([opcode, 0, data, 0, fin])
         return True
 
-    def _enqueue(self, entry: list) -> None:
+    def _enqueue(self, entry: list[Any]) -> None:
         if self._queue is None:
             self._queue = deque()
         self._queue.append(entry)
@@ -456,7 +456,7 @@ class WebSocketConnection:
             self._queuedBytes -= len(chunk)
             self._writeFrame(opcode, chunk, last, rsv)
 
-    def _writeFrame(self, opcode: int, payload: bytes, fin: bool = True, rsv: int = 0) -> None:
+    def _writeFrame(self, opcode: int, payload: bytes | memoryview, fin: bool = True, rsv: int = 0) -> None:
         if self.isClient:
             key = self._maskKey(4)
             self._emit(buildFrameHeader(opcode, len(payload), fin, rsv, key) + mask(payload, key))

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 __all__ = [
     "Sniffed",
@@ -142,7 +142,7 @@ def classifyTLS(data: bytes) -> Sniffed:
     @return: L{Sniffed.TLS}, L{Sniffed.NOT_HTTP} (meaning "not TLS") or
         L{Sniffed.NEED_MORE}.
     """
-    checks = (
+    checks: tuple[Callable[[int], bool], ...] = (
         lambda b: b == _TLS_HANDSHAKE,
         lambda b: b == _TLS_MAJOR,
         lambda b: b <= 0x04,

@@ -105,7 +105,7 @@ def negotiate(
         request.extensions, extensionFactories
     )
     return Negotiated(
-        subprotocol=subprotocol,  # type: ignore[arg-type]
+        subprotocol=subprotocol,
         extensions=tuple(extensions),
         extensionsHeader=extensionsHeader,
         extraHeaders=tuple(extra),
