@@ -524,3 +524,58 @@ def test_hugeSkippedFrameSentWithHeaderInChunk():
     for _ in range(160):
         parser.feed(b"\x00" * 65536)
         assert len(parser._buf) < 1024
+
+
+# -- gathering: a large binary frame unmasked straight into one buffer ------
+
+
+@pytest.mark.parametrize("requireMask", [True, False])
+def test_gatherGivesSplitBinaryFrameWhole(requireMask):
+    """
+    With C{gather}, a final binary frame arriving over several reads comes
+    out once, L{WHOLE}, as C{bytes} equal to its payload, with a ping
+    behind it in the same read still parsed; without it, in pieces.
+    """
+    payload = os.urandom(200_000)
+    frameKey = key() if requireMask else None
+    stream = serializeFrame(OP_BINARY, payload, maskKey=frameKey)
+    stream += serializeFrame(OP_PING, b"p", maskKey=key() if requireMask else None)
+    cuts = [0, 7, 65536, 65537, 131072, len(stream)]
+    for gather, expected in ((True, [WHOLE, WHOLE]), (False, [START, MIDDLE, MIDDLE, END, WHOLE])):
+        parser = FrameParser(requireMask=requireMask)
+        parser.gather = gather
+        pieces = []
+        for a, b in zip(cuts, cuts[1:]):
+            pieces += parser.feed(stream[a:b])
+        assert parser.error is None
+        assert [p[4] for p in pieces] == expected
+        assert joinPieces(pieces) == ([(OP_BINARY, True, 0, payload), (OP_PING, True, 0, b"p")], None)
+        assert type(pieces[0][3]) is bytes
+
+
+def test_gatherLeavesTextFragmentsAndReservedBitsInPieces():
+    """
+    Text (checked as UTF-8 while it arrives), non-final frames and frames
+    with RSV bits (an extension's) still come in pieces.
+    """
+    for opcode, fin, rsv in ((OP_TEXT, True, 0), (OP_BINARY, False, 0), (OP_BINARY, True, RSV1)):
+        parser = FrameParser(requireMask=True, allowedRsv=RSV1)
+        parser.gather = True
+        stream = serializeFrame(opcode, b"a" * 1000, fin=fin, rsv=rsv, maskKey=key())
+        pieces = parser.feed(stream[:500]) + parser.feed(stream[500:])
+        assert [p[4] for p in pieces] == [START, END]
+
+
+def test_gatherAboveLimitComesInPieces(monkeypatch):
+    """
+    A frame above GATHER_MAX (possible with a higher or no size limit) is
+    not allocated whole on its header's word.
+    """
+    from twisted_ws.core import frames
+
+    monkeypatch.setattr(frames, "GATHER_MAX", 999)
+    parser = FrameParser(requireMask=True)
+    parser.gather = True
+    stream = serializeFrame(OP_BINARY, b"b" * 1000, maskKey=key())
+    pieces = parser.feed(stream[:500]) + parser.feed(stream[500:])
+    assert [p[4] for p in pieces] == [START, END]

@@ -434,6 +434,7 @@ def test_selectDisabled():
         False,
         pyMask,
         pyMaskInto,
+        masking.PyMessageBuffer,
     )
 
 
@@ -444,6 +445,7 @@ def test_selectEnabled():
             True,
             _speedups.mask,
             _speedups.maskInto,
+            _speedups.MessageBuffer,
         )
 
 
@@ -473,3 +475,59 @@ def test_importHonoursEnvironment(value):
         assert out == ["False", "True"]
     else:
         assert out == ["True", "False"]
+
+
+# -- MessageBuffer: a message filled piece by piece, unmasked on the way in --
+
+
+def _messageBuffers():
+    kinds = [masking.PyMessageBuffer]
+    if _speedups is not None:
+        kinds.append(_speedups.MessageBuffer)
+    return kinds
+
+
+@pytest.mark.parametrize("kind", _messageBuffers())
+def test_messageBufferUnmasksPieces(kind):
+    """
+    Pieces written with the frame's key and their offset in the payload
+    come out as C{bytes} equal to unmasking the whole payload at once.
+    """
+    key = b"\x8a\x01\xfe\x37"
+    payload = bytes(range(256)) * 41 + b"tail"
+    masked = pyMask(payload, key)
+    buf = kind(len(masked))
+    pos = 0
+    for size in (1, 2, 3, 100, 4097, 5000):
+        buf.write(memoryview(masked)[pos : pos + size], key, pos)
+        pos += size
+    buf.write(masked[pos:], key=key, offset=pos)
+    assert buf.filled == buf.size == len(payload)
+    out = buf.take()
+    assert type(out) is bytes
+    assert out == payload
+
+
+@pytest.mark.parametrize("kind", _messageBuffers())
+def test_messageBufferRefusesMisuse(kind):
+    """
+    Overflowing, taking a partial message and taking twice are errors;
+    data without a key is copied as is.
+    """
+    buf = kind(4)
+    buf.write(b"ab")
+    with pytest.raises(ValueError):
+        buf.write(b"cde")
+    with pytest.raises(ValueError):
+        buf.take()
+    buf.write(bytearray(b"cd"))
+    assert buf.take() == b"abcd"
+    with pytest.raises(ValueError):
+        buf.take()
+    with pytest.raises(ValueError):
+        buf.write(b"")
+    with pytest.raises(ValueError):
+        kind(-1)
+    with pytest.raises(ValueError):
+        kind(1).write(b"x", b"abc")
+    assert kind(0).take() == b""

@@ -17,6 +17,14 @@
  *   maskInto(target, key, offset=0) -> None
  *       The same, in place, on a writable C-contiguous buffer.
  *
+ *   MessageBuffer(size)
+ *       A bytes object of a known size filled piece by piece (write(data,
+ *       key=None, offset=0) copies data in, unmasking it on the way), handed
+ *       out whole by take().  A large incoming frame is unmasked straight
+ *       into the bytes the application receives: no per-read pieces kept
+ *       and no join.  The bytes is not visible to Python until take()
+ *       finds it full, so its immutability is never observable as broken.
+ *
  * The kernels read and write with memcpy / unaligned vector loads and stores,
  * so no alignment is assumed anywhere.  On x86 an SSE2 kernel is always used
  * (SSE2 is part of x86-64), and an AVX2 kernel is picked at run time when
@@ -448,6 +456,189 @@ tws_maskinto(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
     Py_RETURN_NONE;
 }
 
+/* ------------------------------------------------------------------------ */
+/* MessageBuffer                                                             */
+/* ------------------------------------------------------------------------ */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *bytes;    /* the message being filled; NULL once taken */
+    Py_ssize_t size;
+    Py_ssize_t filled;
+} MessageBufferObject;
+
+static PyObject *
+mb_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    Py_ssize_t size;
+    MessageBufferObject *self;
+    static char *kwlist[] = {"size", NULL};
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "n:MessageBuffer", kwlist,
+                                     &size)) {
+        return NULL;
+    }
+    if (size < 0) {
+        PyErr_SetString(PyExc_ValueError, "size must not be negative");
+        return NULL;
+    }
+    self = (MessageBufferObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    /* Uninitialised: nothing reads it before write() has filled it all
+     * (take() refuses a partial buffer), and untouched pages of a large
+     * allocation cost no memory until the data arrives. */
+    self->bytes = PyBytes_FromStringAndSize(NULL, size);
+    if (self->bytes == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    self->size = size;
+    self->filled = 0;
+    return (PyObject *)self;
+}
+
+static void
+mb_dealloc(MessageBufferObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    Py_CLEAR(self->bytes);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+static const char *const mbwrite_names[3] = {"data", "key", "offset"};
+
+PyDoc_STRVAR(mbwrite_doc,
+"write(data, key=None, offset=0) -> None\n"
+"\n"
+"Append data (any C-contiguous buffer), XORed with key[(i + offset) % 4]\n"
+"when a 4-byte key is given.  ValueError if it would overflow the size.");
+
+static PyObject *
+mb_write(MessageBufferObject *self, PyObject *const *args, Py_ssize_t nargs,
+         PyObject *kwnames)
+{
+    PyObject *argv[3] = {NULL, NULL, NULL};
+    Py_buffer data;
+    unsigned char rk[4];
+    int masked;
+    unsigned char *dst;
+
+    /* parse_args wants the key; accept it missing or None here. */
+    if (nargs == 1 && kwnames == NULL) {
+        argv[0] = args[0];
+    }
+    else if (parse_args("write", mbwrite_names, args, nargs, kwnames,
+                        argv) < 0) {
+        return NULL;
+    }
+    masked = argv[1] != NULL && argv[1] != Py_None;
+    if (masked && get_rotated_key(argv[1], argv[2], rk) < 0) {
+        return NULL;
+    }
+    if (self->bytes == NULL) {
+        PyErr_SetString(PyExc_ValueError, "the message was already taken");
+        return NULL;
+    }
+    if (PyObject_GetBuffer(argv[0], &data, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    if (data.len > self->size - self->filled) {
+        PyBuffer_Release(&data);
+        PyErr_Format(PyExc_ValueError,
+                     "%zd bytes do not fit: %zd of %zd are filled",
+                     data.len, self->filled, self->size);
+        return NULL;
+    }
+    dst = (unsigned char *)PyBytes_AS_STRING(self->bytes) + self->filled;
+    if (masked) {
+        mask_copy(dst, (const unsigned char *)data.buf, (size_t)data.len, rk);
+    }
+    else if (data.len) {
+        memcpy(dst, data.buf, (size_t)data.len);
+    }
+    self->filled += data.len;
+    PyBuffer_Release(&data);
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(mbtake_doc,
+"take() -> bytes\n"
+"\n"
+"The full message (once: the buffer forgets it).  ValueError while it\n"
+"is not full.");
+
+static PyObject *
+mb_take(MessageBufferObject *self, PyObject *unused)
+{
+    PyObject *result;
+    (void)unused;
+    if (self->bytes == NULL) {
+        PyErr_SetString(PyExc_ValueError, "the message was already taken");
+        return NULL;
+    }
+    if (self->filled != self->size) {
+        PyErr_Format(PyExc_ValueError, "only %zd of %zd bytes are filled",
+                     self->filled, self->size);
+        return NULL;
+    }
+    result = self->bytes;
+    self->bytes = NULL;
+    return result;
+}
+
+static PyObject *
+mb_get_filled(MessageBufferObject *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromSsize_t(self->filled);
+}
+
+static PyObject *
+mb_get_size(MessageBufferObject *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromSsize_t(self->size);
+}
+
+static PyMethodDef mb_methods[] = {
+    {"write", (PyCFunction)(void (*)(void))mb_write,
+     METH_FASTCALL | METH_KEYWORDS, mbwrite_doc},
+    {"take", (PyCFunction)mb_take, METH_NOARGS, mbtake_doc},
+    {NULL, NULL, 0, NULL}
+};
+
+static PyGetSetDef mb_getset[] = {
+    {"filled", (getter)mb_get_filled, NULL, "bytes written so far", NULL},
+    {"size", (getter)mb_get_size, NULL, "the message's size", NULL},
+    {NULL, NULL, NULL, NULL, NULL}
+};
+
+PyDoc_STRVAR(mb_doc,
+"MessageBuffer(size)\n"
+"\n"
+"A message of a known size, filled by write() (unmasking on the way) and\n"
+"handed out as bytes by take() once full, without a final copy.");
+
+static PyType_Slot mb_slots[] = {
+    {Py_tp_new, (void *)mb_new},
+    {Py_tp_dealloc, (void *)mb_dealloc},
+    {Py_tp_methods, mb_methods},
+    {Py_tp_getset, mb_getset},
+    {Py_tp_doc, (void *)mb_doc},
+    {0, NULL}
+};
+
+static PyType_Spec mb_spec = {
+    "twisted_ws.core._speedups.MessageBuffer",
+    sizeof(MessageBufferObject),
+    0,
+    Py_TPFLAGS_DEFAULT,
+    mb_slots,
+};
+
 static PyMethodDef speedups_methods[] = {
     {"mask", (PyCFunction)(void (*)(void))tws_mask,
      METH_FASTCALL | METH_KEYWORDS, mask_doc},
@@ -465,7 +656,17 @@ speedups_exec(PyObject *module)
 {
     const char *kernel;
 
+    PyObject *mbtype;
+
     detect_cpu();
+    mbtype = PyType_FromSpec(&mb_spec);
+    if (mbtype == NULL) {
+        return -1;
+    }
+    if (PyModule_AddObject(module, "MessageBuffer", mbtype) < 0) {
+        Py_DECREF(mbtype);
+        return -1;
+    }
 #if defined(TWS_HAVE_AVX2_DISPATCH)
     kernel = tws_use_avx2 ? "avx2" : "sse2";
 #elif defined(TWS_HAVE_SSE2)

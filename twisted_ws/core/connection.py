@@ -153,6 +153,8 @@ class WebSocketConnection:
             maxFragments=maxFragments,
             allowedRsv=allowedRsv,
         )
+        # Whole messages: a large binary frame is unmasked into one buffer.
+        self._parser.gather = not streaming
         self.state = OPEN
         #: Called once when the state leaves OPEN (by a Close either way,
         #: or a failure): the Twisted layer starts its close timeout.

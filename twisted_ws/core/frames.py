@@ -19,7 +19,7 @@ from enum import IntEnum
 
 from .closecodes import CloseCode
 from .errors import ProtocolError
-from .masking import mask
+from .masking import MessageBuffer, mask
 
 __all__ = [
     "Opcode",
@@ -73,6 +73,11 @@ MIDDLE = 2
 END = 3
 
 MAX_CONTROL_PAYLOAD = 125
+
+#: Binary frames up to this size that arrive over several reads are
+#: gathered into one buffer (see L{FrameParser.gather}); larger ones, which
+#: only a limit above it lets through, come in pieces as before.
+GATHER_MAX = 64 * 1024 * 1024
 
 _pack16 = struct.Struct("!BBH").pack
 _pack64 = struct.Struct("!BBQ").pack
@@ -149,6 +154,11 @@ class FrameParser:
     @ivar maxFragments: the most frames one message may have, or C{None}.
     @ivar allowedRsv: the RSV bits negotiated extensions may set on the
         first frame of a data message.
+    @ivar gather: when C{True}, a final binary frame without RSV bits whose
+        payload comes over several reads is unmasked straight into one
+        buffer of its declared size and given out once, L{WHOLE}: no
+        pieces to keep and join (set when messages are not streamed).
+        Memory is only touched as the payload arrives.
     """
 
     __slots__ = (
@@ -170,6 +180,8 @@ class FrameParser:
         "_inMessage",
         "_messageSize",
         "_fragments",
+        "gather",
+        "_message",
     )
 
     def __init__(
@@ -199,6 +211,8 @@ class FrameParser:
         self._inMessage = False
         self._messageSize = 0
         self._fragments = 0
+        self.gather = False
+        self._message = None
 
     def feed(self, data: bytes) -> list[tuple[int, bool, int, bytes, int]]:
         """Parse C{data} (appended to what came before) into frame pieces."""
@@ -284,6 +298,14 @@ class FrameParser:
                 pos = stop
             elif opcode & 0x8:
                 break  # wait for the whole control frame (at most 139 bytes)
+            elif self.gather and opcode == OP_BINARY and fin and not rsv and length <= GATHER_MAX:
+                got = end - start
+                message = self._message = MessageBuffer(length)
+                message.write(memoryview(data)[start:end], key)
+                self._startPartial(opcode, fin, rsv, key, length - got, False)
+                self._keyOffset = got
+                pos = end
+                break
             else:
                 payload = data[start:end]
                 got = end - start
@@ -321,6 +343,18 @@ class FrameParser:
         """Take the rest of a partial frame's payload from the front of C{data}."""
         remaining = self._remaining
         n = len(data)
+        message = self._message
+        if message is not None:
+            if n < remaining:
+                message.write(data, self._key, self._keyOffset)
+                self._keyOffset += n
+                self._remaining = remaining - n
+                return b""
+            message.write(memoryview(data)[:remaining], self._key, self._keyOffset)
+            self._message = None
+            self._remaining = 0
+            out.append((self._op, self._fin, self._rsv, message.take(), WHOLE))
+            return data[remaining:]
         if n < remaining:
             chunk, rest, part = data, b"", MIDDLE
         else:

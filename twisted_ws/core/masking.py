@@ -37,6 +37,8 @@ from typing import Any
 
 __all__ = [
     "HAVE_SPEEDUPS",
+    "MessageBuffer",
+    "PyMessageBuffer",
     "mask",
     "maskInto",
     "pyMask",
@@ -113,6 +115,49 @@ def pyMaskInto(target: Any, key: bytes, offset: int = 0) -> None:
     view[:] = pyMask(view, key, offset)
 
 
+class PyMessageBuffer:
+    """
+    A message of a known size filled piece by piece, unmasked on the way
+    in, and handed out whole as C{bytes}: a large frame arriving over many
+    reads is written into one buffer instead of kept as pieces and joined.
+
+    The C accelerator's C{MessageBuffer} fills the C{bytes} object itself
+    (no final copy); this pure-Python one fills a C{bytearray} and copies
+    it once in L{take}.
+    """
+
+    __slots__ = ("_buf", "size", "filled")
+
+    def __init__(self, size: int) -> None:
+        if size < 0:
+            raise ValueError("size must not be negative")
+        self._buf: bytearray | None = bytearray(size)
+        self.size = size
+        self.filled = 0
+
+    def write(self, data: Any, key: bytes | None = None, offset: int = 0) -> None:
+        """Append C{data}, XORed with C{key} (see L{pyMask}) when given."""
+        buf = self._buf
+        if buf is None:
+            raise ValueError("the message was already taken")
+        n = memoryview(data).nbytes
+        start = self.filled
+        if n > self.size - start:
+            raise ValueError(f"{n} bytes do not fit: {start} of {self.size} are filled")
+        buf[start : start + n] = data if key is None else pyMask(data, key, offset)
+        self.filled = start + n
+
+    def take(self) -> bytes:
+        """The full message, once."""
+        buf = self._buf
+        if buf is None:
+            raise ValueError("the message was already taken")
+        if self.filled != self.size:
+            raise ValueError(f"only {self.filled} of {self.size} bytes are filled")
+        self._buf = None
+        return bytes(buf)
+
+
 def _extensionDisabled(environ: Mapping[str, str]) -> bool:
     """
     Whether C{environ} asks for the pure-Python code.
@@ -125,20 +170,24 @@ def _extensionDisabled(environ: Mapping[str, str]) -> bool:
 
 def _select(
     environ: Mapping[str, str],
-) -> tuple[bool, Callable[..., bytes], Callable[..., None]]:
+) -> tuple[bool, Callable[..., bytes], Callable[..., None], Callable[[int], Any]]:
     """
     Pick the masking implementation.
 
-    @return: C{(haveSpeedups, mask, maskInto)}.
+    @return: C{(haveSpeedups, mask, maskInto, MessageBuffer)}.
     """
     if not _extensionDisabled(environ):
         try:
-            from ._speedups import mask as cMask, maskInto as cMaskInto
+            from ._speedups import (
+                MessageBuffer as cMessageBuffer,
+                mask as cMask,
+                maskInto as cMaskInto,
+            )
         except ImportError:
             pass
         else:
-            return True, cMask, cMaskInto
-    return False, pyMask, pyMaskInto
+            return True, cMask, cMaskInto, cMessageBuffer
+    return False, pyMask, pyMaskInto, PyMessageBuffer
 
 
 HAVE_SPEEDUPS: bool
@@ -161,4 +210,11 @@ C{maskInto(target, key, offset=0) -> None}: the fastest available
 implementation of L{pyMaskInto}.
 """
 
-HAVE_SPEEDUPS, mask, maskInto = _select(os.environ)
+MessageBuffer: Callable[[int], Any]
+"""
+C{MessageBuffer(size)}: the C accelerator's buffer (filling the C{bytes}
+it hands out, no copy at the end) or L{PyMessageBuffer}; both have
+C{write(data, key=None, offset=0)}, C{take()}, C{size} and C{filled}.
+"""
+
+HAVE_SPEEDUPS, mask, maskInto, MessageBuffer = _select(os.environ)
