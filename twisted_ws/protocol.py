@@ -31,6 +31,7 @@ from .core.options import WebSocketOptions
 from .errors import ConnectionClosed
 from .observer import Traffic
 from .readgate import ReadGate
+from .timers import Timer, TimerService, timersFor
 from .transport import setNoDelay, transportBacklog
 from .writer import MessageWriter
 
@@ -96,10 +97,11 @@ class WebSocketProtocol(Protocol):
     observer: Any = None
 
     _conn: WebSocketConnection | None = None
-    _closeTimer: IDelayedCall | None = None
-    _writeTimer: IDelayedCall | None = None  # armed while our output is blocked
-    _pingTimer: IDelayedCall | None = None
-    _pongTimer: IDelayedCall | None = None
+    _timers: TimerService | None = None  # the clock's, shared (twisted_ws.timers)
+    _closeTimer: Timer | None = None
+    _writeTimer: Timer | None = None  # armed while our output is blocked
+    _pingTimer: Timer | None = None
+    _pongTimer: Timer | None = None
     _keepalivePayload: bytes | None = None
     _pings: dict[bytes, tuple[Deferred[float], float]] | None = None
     _closeWaiters: list[Deferred[CloseInfo]] | None = None
@@ -123,6 +125,7 @@ class WebSocketProtocol(Protocol):
             self.options = options
         if self.clock is None:
             self.clock = getattr(self.factory, "clock", None) or defaultClock()
+        timers = self._timers = timersFor(self.clock)
         conn = self._conn = WebSocketConnection(
             self,
             transport.write,
@@ -141,7 +144,7 @@ class WebSocketProtocol(Protocol):
         setNoDelay(transport)
         transport.registerProducer(self, True)
         if options.pingInterval:
-            self._pingTimer = self.clock.callLater(options.pingInterval, self._sendKeepalive)
+            self._pingTimer = timers.callLater(options.pingInterval, self._sendKeepalive)
         if self.observer is None:
             self.observer = getattr(self.factory, "observer", None)
         # Protocol.makeConnection, with the observer told before the
@@ -387,10 +390,10 @@ class WebSocketProtocol(Protocol):
 
     def _armCloseTimer(self, then: Any) -> None:
         timer = self._closeTimer
-        if timer is not None and timer.active():
+        if timer is not None:
             timer.cancel()
         timeout = self.options.closeTimeout  # type: ignore[union-attr]
-        self._closeTimer = None if timeout is None else self.clock.callLater(timeout, then)  # type: ignore[union-attr]
+        self._closeTimer = None if timeout is None else self._timers.callLater(timeout, then)  # type: ignore[union-attr]
 
     def _dropTcp(self) -> None:
         # A registered producer would hold loseConnection() up: unregister
@@ -417,7 +420,7 @@ class WebSocketProtocol(Protocol):
         if self._writeTimer is None and self.connected:
             timeout = self.options.writeTimeout  # type: ignore[union-attr]
             if timeout is not None:
-                self._writeTimer = self.clock.callLater(timeout, self._writeTimedOut)  # type: ignore[union-attr]
+                self._writeTimer = self._timers.callLater(timeout, self._writeTimedOut)  # type: ignore[union-attr]
 
     def _writeTimedOut(self) -> None:
         self._writeTimer = None
@@ -451,8 +454,8 @@ class WebSocketProtocol(Protocol):
         options = self.options
         self._keepalivePayload = payload
         if options.pingTimeout:  # type: ignore[union-attr]
-            self._pongTimer = self.clock.callLater(options.pingTimeout, self._keepaliveTimedOut)  # type: ignore[union-attr]
-        self._pingTimer = self.clock.callLater(options.pingInterval, self._sendKeepalive)  # type: ignore[union-attr]
+            self._pongTimer = self._timers.callLater(options.pingTimeout, self._keepaliveTimedOut)  # type: ignore[union-attr]
+        self._pingTimer = self._timers.callLater(options.pingInterval, self._sendKeepalive)  # type: ignore[union-attr]
 
     def _keepaliveTimedOut(self) -> None:
         self._pongTimer = None
@@ -462,18 +465,18 @@ class WebSocketProtocol(Protocol):
 
     def _stopKeepalive(self) -> None:
         for name in ("_pingTimer", "_pongTimer"):
-            call = getattr(self, name)
-            if call is not None and call.active():
-                call.cancel()
-            setattr(self, name, None)
+            timer = getattr(self, name)
+            if timer is not None:
+                timer.cancel()
+                setattr(self, name, None)
 
     def _matchPong(self, payload: bytes) -> None:
         """Fire the Deferreds of the ping this Pong answers, and earlier ones."""
         if payload == self._keepalivePayload:
             self._keepalivePayload = None
-            if self._pongTimer is not None and self._pongTimer.active():
+            if self._pongTimer is not None:
                 self._pongTimer.cancel()
-            self._pongTimer = None
+                self._pongTimer = None
         pings = self._pings
         if not pings or payload not in pings:
             return
@@ -532,8 +535,7 @@ class WebSocketProtocol(Protocol):
             timer = self._writeTimer
             if timer is not None:
                 self._writeTimer = None
-                if timer.active():
-                    timer.cancel()
+                timer.cancel()
             if not conn.resumeWriting():
                 return  # what waited filled the transport again
             self._readGate.setOutputBlocked(False)  # type: ignore[union-attr]

@@ -12,13 +12,13 @@ from inspect import iscoroutine
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ..core.acceptance import Accept, Reject
 from ..core.errors import HandshakeError
 from ..core.handshake import Accepted, HandshakeRequest, Rejected, ServerHandshake
+from ..timers import Timer, timersFor
 
 if TYPE_CHECKING:
     from ..protocol import WebSocketProtocol
@@ -128,7 +128,7 @@ class PendingHandshake:
     factory: WebSocketServerFactory
     handshake: ServerHandshake
     _done = False
-    _timer: IDelayedCall | None = None
+    _timer: Timer | None = None
     _decision: Deferred[Any] | None = None
 
     def _peer(self) -> Any:
@@ -173,13 +173,13 @@ class PendingHandshake:
     def _startTimer(self) -> None:
         timeout = self.factory.options.openTimeout
         if timeout is not None:
-            self._timer = self.factory.clock.callLater(timeout, self._timedOut)
+            self._timer = timersFor(self.factory.clock).callLater(timeout, self._timedOut)
 
     def _finish(self) -> None:
         self._done = True
-        if self._timer is not None and self._timer.active():
+        if self._timer is not None:
             self._timer.cancel()
-        self._timer = None
+            self._timer = None
 
     def _timedOut(self) -> None:
         self._timer = None
