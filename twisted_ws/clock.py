@@ -24,4 +24,4 @@ def defaultClock() -> IReactorTime:
     """
     from twisted.internet import reactor
 
-    return reactor  # type: ignore[return-value]
+    return reactor

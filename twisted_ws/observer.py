@@ -11,9 +11,13 @@ when someone asks, so the counters cost nothing measurable on the hot path.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from zope.interface import Interface
+
+if TYPE_CHECKING:
+    from .core.closecodes import CloseInfo
+    from .protocol import WebSocketProtocol
 
 __all__ = ["IConnectionObserver", "Traffic"]
 
@@ -25,10 +29,10 @@ class IConnectionObserver(Interface):
     connection.
     """
 
-    def connectionOpened(protocol):
+    def connectionOpened(protocol: WebSocketProtocol) -> None:
         """The WebSocket is open (after the handshake)."""
 
-    def connectionClosed(protocol, info):
+    def connectionClosed(protocol: WebSocketProtocol, info: CloseInfo) -> None:
         """
         The connection is gone; C{info} is its L{CloseInfo}.  Called before
         the application's C{connectionClosed}.

@@ -7,7 +7,19 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["setNoDelay", "transportBacklog", "peerCertificate"]
+from twisted.internet.interfaces import IConsumer, IPushProducer, ITCPTransport
+
+__all__ = ["IStreamTransport", "setNoDelay", "transportBacklog", "peerCertificate"]
+
+
+class IStreamTransport(ITCPTransport, IConsumer, IPushProducer):
+    """
+    For the type checker: what the protocols here use of the transport that
+    makeConnection gives them (writing, closing and aborting, flow control
+    both ways, the addresses).  Twisted's TCP and TLS transports and
+    twisted_ws's HTTP/2 stream transport all have it.  Protocols declare
+    C{transport: IStreamTransport}: their methods run once connected.
+    """
 
 
 def setNoDelay(transport: Any) -> None:

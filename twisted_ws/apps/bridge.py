@@ -42,6 +42,7 @@ from zope.interface import implementer
 from ..core.closecodes import CloseCode
 from ..core.connection import State
 from ..protocol import WebSocketProtocol
+from ..transport import IStreamTransport
 from ..client.tls import VerifyingClientTLSOptions, loadClientCertificate, loadTrustRoot
 
 __all__ = ["BridgeProtocol", "BackendProtocol", "targetEndpoint"]
@@ -54,6 +55,8 @@ BACKEND_FAILED_CODE = CloseCode.BAD_GATEWAY
 
 class BackendProtocol(Protocol):
     """The TCP side of one bridged connection."""
+
+    transport: IStreamTransport
 
     def __init__(self, bridge: BridgeProtocol) -> None:
         self.bridge = bridge
@@ -272,7 +275,8 @@ def targetEndpoint(reactor: Any, description: str) -> IStreamClientEndpoint:
 
     kind, _, rest = description.partition(":")
     if kind.strip().lower() not in ("ssl", "tls"):
-        return clientFromString(reactor, description)
+        endpoint: IStreamClientEndpoint = clientFromString(reactor, description)
+        return endpoint
     args, kwargs = _splitDescription(rest)
     tcp = dict(zip(("host", "port"), args))
     if len(args) > 2:

@@ -115,7 +115,7 @@ class WebSocketClientEndpoint:
             **optionValues,
         )
         # Validate every option now, so mistakes surface at the call site.
-        self.options = WebSocketClientFactory(None, url, **self._handshake).options  # type: ignore[arg-type]
+        self.options = WebSocketClientFactory(None, url, **self._handshake).options
         connectTimeout = self.options.openTimeout or 30
         if endpoint is None:
             proxyURL = selectProxy(url, proxy, useProxyEnvironment)
@@ -151,7 +151,7 @@ class WebSocketClientEndpoint:
         A C{factoryClass} with this endpoint's URL and handshake settings
         (and, with C{http2}, the HTTP/2 handshake protocol).
         """
-        factory = factoryClass(protocol, self.url, **self._handshake)  # type: ignore[arg-type]
+        factory = factoryClass(protocol, self.url, **self._handshake)
         if self.http2:
             factory.handshakeProtocol = self._h2Protocol
         return factory
@@ -178,7 +178,13 @@ class WebSocketClientEndpoint:
         if self.http2:
             factory.handshakeProtocol = self._h2Protocol
         d = self.transportEndpoint.connect(factory)
-        d.addCallback(lambda handshake: handshake.whenOpen())
+
+        def opened(handshake: Any) -> Deferred[WebSocketProtocol]:
+            # The factory's handshakeProtocol: HTTP/1.1's or HTTP/2's.
+            whenOpen: Deferred[WebSocketProtocol] = handshake.whenOpen()
+            return whenOpen
+
+        d.addCallback(opened)
         timeout = factory.options.openTimeout
         if timeout is not None:
 

@@ -59,7 +59,7 @@ class WebSocketOpenTimeout(error.TimeoutError):
     """
 
     def __init__(self, timeout: float | None) -> None:
-        super().__init__(string=f"the WebSocket did not open within {timeout} seconds")
+        super().__init__(string=f"the WebSocket did not open within {timeout} seconds")  # type: ignore[no-untyped-call]  # Twisted's TimeoutError.__init__ is unannotated
         self.timeout = timeout
 
     def __str__(self) -> str:

@@ -35,7 +35,7 @@ def headerPairs(headers: HeaderPairs) -> list[tuple[str, str]]:
     return [(str(k), str(v)) for k, v in headers]
 
 
-class WebSocketClientFactory(ClientFactory):
+class WebSocketClientFactory(ClientFactory[ClientHandshakeProtocol]):
     """
     Build client-side WebSocket connections to one URL.
 

@@ -27,7 +27,7 @@ from ..core.handshake import (
 )
 from ..handoff import handOff
 from ..protocol import WebSocketProtocol
-from ..transport import setNoDelay
+from ..transport import IStreamTransport, setNoDelay
 from .errors import WebSocketHandshakeRejected, WebSocketOpenTimeout
 from .waiters import Waiters
 
@@ -90,6 +90,7 @@ class ClientHandshakeProtocol(Protocol):
     """
 
     factory: WebSocketClientFactory
+    transport: IStreamTransport
 
     def __init__(self, factory: WebSocketClientFactory, addr: Any = None) -> None:
         self.factory = factory

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import base64
 import urllib.request
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.internet.interfaces import IProtocol, IStreamClientEndpoint
 from twisted.internet.protocol import Factory, Protocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -25,6 +25,7 @@ from ..core.http import HeadParser, ResponseHead, formatRequest
 from ..core.options import WebSocketOptions
 from ..core.urls import WebSocketURL
 from ..handoff import handOff
+from ..transport import IStreamTransport
 from .errors import WebSocketProxyError
 from .waiters import Waiters
 
@@ -43,7 +44,8 @@ def selectProxy(url: WebSocketURL, proxy: str | None, useEnvironment: bool) -> s
     if not chosen:
         return None
     hostport = url.host if ":" in url.host else f"{url.host}:{url.port}"
-    if urllib.request.proxy_bypass_environment(hostport, proxies):
+    # Not in typeshed, but in urllib.request since Python 2: the NO_PROXY check alone.
+    if urllib.request.proxy_bypass_environment(hostport, proxies):  # type: ignore[attr-defined]
         return None
     return chosen
 
@@ -72,6 +74,8 @@ def parseProxyURL(proxy: str) -> tuple[str, int, list[tuple[str, str]]]:
 class _TunnelProtocol(Protocol):
     """Asks an HTTP proxy for a tunnel, then hands the transport over to
     the protocol of the next layer (TLS or the WebSocket handshake)."""
+
+    transport: IStreamTransport
 
     def __init__(self, tunnel: HTTPTunnelEndpoint, nextFactory: Any, addr: Any) -> None:
         self._tunnel = tunnel
@@ -157,4 +161,8 @@ class HTTPTunnelEndpoint:
 
     def connect(self, protocolFactory: Any) -> Deferred[Any]:
         d = self.proxyEndpoint.connect(_TunnelFactory(self, protocolFactory))
-        return d.addCallback(lambda tunnel: tunnel._outcome.wait())
+
+        def tunnelled(tunnel: IProtocol) -> Deferred[Any]:
+            return cast(_TunnelProtocol, tunnel)._outcome.wait()
+
+        return d.addCallback(tunnelled)

@@ -6,7 +6,7 @@ WebSocket drops, built on Twisted's C{ClientService}.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from twisted.application.internet import ClientService
 from twisted.application.service import Service
@@ -66,9 +66,12 @@ class _OpeningEndpoint:
         self._handover = handover
 
     def connect(self, serviceFactory: Any) -> Deferred[Any]:
-        factory = self._endpoint.buildFactory(self._protocol, _ServiceHandshakeFactory)
-        factory.handover = self._handover  # type: ignore[attr-defined]
-        factory.serviceFactory = serviceFactory  # type: ignore[attr-defined]
+        factory = cast(
+            _ServiceHandshakeFactory,
+            self._endpoint.buildFactory(self._protocol, _ServiceHandshakeFactory),
+        )
+        factory.handover = self._handover
+        factory.serviceFactory = serviceFactory
         return self._endpoint.connectFactory(factory)
 
 
@@ -119,9 +122,10 @@ class ReconnectingWebSocketClient(Service):
     def _prepareConnection(self, wrapped: Any) -> Any:
         # ClientService passes its proxy; the protocol inside is the one
         # the handover just gave it.
-        self._current = self._handover.handed
+        current = self._current = self._handover.handed
+        assert current is not None, "ClientService prepares only what the handover built"
         if self._prepare is not None:
-            return self._prepare(self._current)
+            return self._prepare(current)
         return None
 
     def whenConnected(self, failAfterFailures: int | None = None) -> Deferred[WebSocketProtocol]:
@@ -132,15 +136,18 @@ class ReconnectingWebSocketClient(Service):
         """
         # ClientService.whenConnected fires with its factory's own protocol,
         # not its proxy.
-        return self._service.whenConnected(failAfterFailures=failAfterFailures)
+        return cast(
+            "Deferred[WebSocketProtocol]",
+            self._service.whenConnected(failAfterFailures=failAfterFailures),
+        )
 
     def startService(self) -> None:
-        super().startService()
+        super().startService()  # type: ignore[no-untyped-call]  # Twisted's Service.startService is unannotated
         self._service.startService()
 
     def stopService(self) -> Deferred[None]:
         """Close the WebSocket (1001) and stop reconnecting."""
-        super().stopService()
+        super().stopService()  # type: ignore[no-untyped-call]  # Twisted's Service.stopService is unannotated
         current = self._current
         if current is not None and current.connected and current.closeInfo is None:
             d = current.close(CloseCode.GOING_AWAY, "going away")

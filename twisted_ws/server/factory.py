@@ -38,7 +38,7 @@ __all__ = ["WebSocketServerFactory"]
 _log = Logger()
 
 
-class WebSocketServerFactory(Factory):
+class WebSocketServerFactory(Factory[ServerHandshakeProtocol]):
     """
     Build server-side WebSocket connections.
 
@@ -150,7 +150,7 @@ class WebSocketServerFactory(Factory):
 
     def buildWebSocketProtocol(self, request: HandshakeRequest) -> WebSocketProtocol:
         """Build the application's protocol for an accepted request."""
-        p = self.protocol()
+        p: WebSocketProtocol = self.protocol()
         p.factory = self
         return p
 
@@ -187,7 +187,7 @@ class WebSocketServerFactory(Factory):
         protocol = self.buildWebSocketProtocol(request)
         accepted = handshake.accept(decision, extraHeaders)
         protocol.request = accepted.request
-        protocol.subprotocol = accepted.subprotocol  # type: ignore[assignment]
+        protocol.subprotocol = accepted.subprotocol
         protocol.extensions = accepted.extensions
         protocol.options = self.options
         protocol.clock = self.clock

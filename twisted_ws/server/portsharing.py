@@ -40,6 +40,7 @@ from zope.interface import implementer
 from ..clock import defaultClock
 from ..core.sniffing import HTTP_METHODS, Sniffed, classify, headEnd, wantsWebSocket
 from ..handoff import handOff
+from ..transport import IStreamTransport
 
 __all__ = ["PortSharingFactory", "PortSharingProtocol"]
 
@@ -84,7 +85,7 @@ class PortSharingFactory(Factory):
     @param clock: the reactor used for timers.
     """
 
-    protocol = None  # type: ignore[assignment]
+    protocol = None
 
     def __init__(
         self,
@@ -158,7 +159,7 @@ class _InsideTLSFactory(Factory):
         return PortSharingProtocol(self.parent, addr, detectTLS=False)
 
     def logPrefix(self) -> str:
-        return self.parent.logPrefix()
+        return str(self.parent.logPrefix())  # type: ignore[no-untyped-call]  # Factory.logPrefix is unannotated in Twisted
 
 
 @implementer(IHandshakeListener)
@@ -172,6 +173,7 @@ class PortSharingProtocol(Protocol):
     """
 
     routedTo: str | None = None
+    transport: IStreamTransport
 
     def __init__(self, factory: PortSharingFactory, addr: Any, detectTLS: bool) -> None:
         self.factory = factory

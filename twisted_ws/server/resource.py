@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import re
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -45,7 +45,7 @@ from ..core.handshake import (
 from ..core.http import Headers, RequestHead
 from ..handoff import handOff
 from ..protocol import WebSocketProtocol
-from ..transport import peerCertificate
+from ..transport import IStreamTransport, peerCertificate
 from .accepthook import PendingHandshake
 from .factory import WebSocketServerFactory
 
@@ -174,7 +174,7 @@ class WebSocketResource(Resource):
     isLeaf = True
 
     def __init__(self, factory: WebSocketServerFactory, fallback: IResource | None = None) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # Twisted's Resource.__init__ is unannotated
         self.factory = factory
         self.fallback = fallback
 
@@ -187,11 +187,13 @@ class WebSocketResource(Resource):
         if serve is not None:
             # An RFC 8441 extended CONNECT on an HTTP/2 stream of a Site with
             # twisted_ws.http2.enableHTTP2WebSockets: the stream is the socket.
-            return serve(self.factory, request)
+            served: bytes | int = serve(self.factory, request)
+            return served
         headers = _requestHeaders(request)
         attempt = isUpgradeAttempt(headers)
         if not attempt and self.fallback is not None:
-            return getChildForRequest(self.fallback, request).render(request)
+            rendered: bytes | int = getChildForRequest(self.fallback, request).render(request)
+            return rendered
         channel = getattr(request, "channel", None)
         if not isinstance(channel, HTTPChannel):
             # HTTP/2 (an H2Stream): the upgrade mechanism does not exist
@@ -307,7 +309,8 @@ class _Upgrade(PendingHandshake):
     def _switch(self, protocol: WebSocketProtocol, accepted: Accepted) -> None:
         request = self.request
         channel = self.channel
-        transport = channel.transport
+        # Connected: the channel is handling this request.
+        transport = cast(IStreamTransport, channel.transport)
         # What the channel read past the request head: frames the client
         # sent without waiting for the 101.  While a request is being
         # handled the channel queues such bytes in _dataBuffer; bytes of the

@@ -17,7 +17,7 @@ from twisted.python.failure import Failure
 from ..core.handshake import Accepted, Rejected
 from ..handoff import handOff
 from ..protocol import WebSocketProtocol
-from ..transport import peerCertificate
+from ..transport import IStreamTransport, peerCertificate
 from .accepthook import PendingHandshake
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ class ServerHandshakeProtocol(Protocol, PendingHandshake):
     """
 
     factory: WebSocketServerFactory
+    transport: IStreamTransport
 
     def __init__(self, factory: WebSocketServerFactory) -> None:
         self.factory = factory

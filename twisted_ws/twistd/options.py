@@ -190,7 +190,7 @@ class Options(usage.Options):
     )
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # Twisted's usage.Options.__init__ is unannotated
         self["listen"] = []
         self["subprotocols"] = []
         self["allowedOrigins"] = []
@@ -220,7 +220,7 @@ class Options(usage.Options):
     def parseOptions(self, options: Any = None) -> None:
         # Kept for --workers: each worker parses the same command line.
         self.argv = list(sys.argv[1:] if options is None else options)
-        super().parseOptions(options)
+        super().parseOptions(options)  # type: ignore[no-untyped-call]  # Twisted's usage.Options.parseOptions is unannotated
 
     def postOptions(self) -> None:
         if not self["listen"]:

@@ -73,7 +73,8 @@ class _AnnouncingEndpoint:
             self._announce(port)
             return port
 
-        return self._endpoint.listen(factory).addCallback(listening)
+        d: Deferred[Any] = self._endpoint.listen(factory)
+        return d.addCallback(listening)
 
 
 class StartupError(Exception):
@@ -144,7 +145,7 @@ class _ListenerService(internet.StreamServerEndpointService):
     _listenCalled = False
 
     def __init__(self, endpoint: Any, factory: Any, description: str) -> None:
-        super().__init__(endpoint, factory)
+        super().__init__(endpoint, factory)  # type: ignore[no-untyped-call]  # Twisted's StreamServerEndpointService.__init__ is unannotated
         self.description = description
 
     def listenNow(self) -> None:
@@ -157,7 +158,7 @@ class _ListenerService(internet.StreamServerEndpointService):
             return
         self._listenCalled = True
         try:
-            super().privilegedStartService()
+            super().privilegedStartService()  # type: ignore[no-untyped-call]  # Twisted's StreamServerEndpointService.privilegedStartService is unannotated
         except Exception as e:
             raise StartupError(
                 f"twisted_ws: cannot listen on {self.description}: {_startupReason(e, self.description)}"
@@ -198,7 +199,7 @@ class WebSocketService(ConnectionTracker):
             self.ports.append(port)
             _log.info("listening on {where}", where=describe(port))
 
-        _ListenerService(
+        _ListenerService(  # type: ignore[no-untyped-call]  # Twisted's Service.setServiceParent is unannotated
             _AnnouncingEndpoint(endpoint, announce), factory, description or repr(endpoint)
         ).setServiceParent(self)
 
@@ -272,7 +273,7 @@ def makeService(
     from twisted.internet.endpoints import serverFromString
 
     _checkWorkerListeners(options)
-    clock = clock or reactor  # type: ignore[assignment]
+    clock = clock or reactor
     top = WebSocketService(stopTimeout=options["stop-timeout"], clock=clock)
     mode = options["mode"]
     # The worker and process id first: a callable's fields are merged in.
@@ -393,7 +394,8 @@ def _metricsPage(top: WebSocketService, hub: Any, clock: Any) -> Any:
     except ImportError as e:
         raise StartupError(f"twisted_ws: {e}") from None
     if writer is not None:
-        writer.setServiceParent(top)  # a worker of a pool: shares its figures
+        # A worker of a pool: shares its figures.
+        writer.setServiceParent(top)  # type: ignore[no-untyped-call]  # Twisted's Service.setServiceParent is unannotated
     return page
 
 

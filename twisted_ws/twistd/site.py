@@ -72,8 +72,8 @@ def buildSite(
         def setHeader(self, name: bytes | str, value: bytes | str) -> None:
             if value == version and name in (b"Server", "Server"):
                 return
-            super().setHeader(name, value)
+            super().setHeader(name, value)  # type: ignore[no-untyped-call]  # Twisted's Request.setHeader is unannotated
 
-    site = Site(Root(), requestFactory=NamelessRequest)
+    site = Site(Root(), requestFactory=NamelessRequest)  # type: ignore[no-untyped-call]  # Twisted's Resource.__init__ is unannotated
     site.displayTracebacks = False
     return site

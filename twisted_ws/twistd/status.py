@@ -122,7 +122,7 @@ class StatusResource(Resource):
     def __init__(
         self, stats: ConnectionStats, extra: Callable[[], dict[str, Any]] | None = None
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # Twisted's Resource.__init__ is unannotated
         self.stats = stats
         self.extra = extra
 

@@ -17,11 +17,11 @@ and nothing runs per message.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.application import service
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime, IStreamClientEndpoint
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -34,6 +34,9 @@ from ..observer import IConnectionObserver
 from ..protocol import WebSocketProtocol
 from ..server.factory import WebSocketServerFactory
 from .status import ConnectionStats
+
+if TYPE_CHECKING:
+    from ..apps.hub import BroadcastHub
 
 __all__ = [
     "ConnectionTracker",
@@ -71,6 +74,13 @@ class ServiceFactory(WebSocketServerFactory):
     service the C{observer} of the connections it builds (instances of
     C{protocol} itself, not of a subclass).
     """
+
+    # Set by makeService for the mode's protocol: --mode broadcast's hub
+    # (read by BroadcastProtocol), --mode bridge's backend and its
+    # description (read by BridgeProtocol).
+    hub: BroadcastHub
+    target: IStreamClientEndpoint
+    targetDescription: str
 
     def __init__(
         self,
@@ -123,7 +133,7 @@ class ConnectionTracker(service.MultiService):
     workerId: int | str | None = None
 
     def __init__(self, stopTimeout: float = 5.0, clock: IReactorTime | None = None) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # Twisted's MultiService.__init__ is unannotated
         self.clock = clock or defaultClock()
         self.stopTimeout = stopTimeout
         self.connections: dict[WebSocketProtocol, None] = {}

@@ -36,7 +36,7 @@ import socket
 import stat
 import sys
 from collections.abc import Sequence
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from twisted.application import service
 from twisted.internet import tcp, unix
@@ -100,7 +100,7 @@ def workerConfig(environ: Any = None) -> dict[str, Any] | None:
         ok = False
     if not ok:
         raise WorkerConfigError(f"{WORKER_ENVIRONMENT} is not a valid worker configuration")
-    return config
+    return cast("dict[str, Any]", config)
 
 
 def workerId(environ: Any = None) -> int | None:
@@ -235,7 +235,8 @@ class _InheritedEndpoint:
         except Exception:
             return fail()
         # The parsed endpoint calls our listenTCP/listenSSL/listenUNIX.
-        return endpoint.listen(factory)
+        listening: Deferred[Any] = endpoint.listen(factory)
+        return listening
 
     def __repr__(self) -> str:
         return f"<inherited {self.description}>"
@@ -317,7 +318,7 @@ class WorkerLifeline(service.Service):
         self._handleSignals = handleSignals
 
     def startService(self) -> None:
-        super().startService()
+        super().startService()  # type: ignore[no-untyped-call]  # Twisted's Service.startService is unannotated
         if self._handleSignals:
             # Once the reactor runs: it installs its own handlers then.
             self._reactor.callWhenRunning(self._takeSignals)
@@ -348,7 +349,7 @@ class WorkerLifeline(service.Service):
         self._reactor.stop()
 
     def stopService(self) -> None:
-        super().stopService()
+        super().stopService()  # type: ignore[no-untyped-call]  # Twisted's Service.stopService is unannotated
         if self._reader is not None:
             self._reactor.removeReader(self._reader)
             self._reader = None
@@ -443,7 +444,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _log.error("{error}", error=str(e))
             reactor.stop()
             return
-        top.startService()
+        top.startService()  # type: ignore[no-untyped-call]  # Twisted's MultiService.startService is unannotated
         lifeline.startService()
 
     def stop() -> Any:

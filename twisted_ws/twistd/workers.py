@@ -293,12 +293,12 @@ class WorkerPool(service.Service):
     # -- starting and restarting --------------------------------------------------
 
     def privilegedStartService(self) -> None:
-        super().privilegedStartService()
+        super().privilegedStartService()  # type: ignore[no-untyped-call]  # Twisted's Service.privilegedStartService is unannotated
         self.listenNow()
 
     def startService(self) -> None:
         self.listenNow()
-        super().startService()
+        super().startService()  # type: ignore[no-untyped-call]  # Twisted's Service.startService is unannotated
         for _, port in self.ports:
             # The parent never accepts: only the workers do.
             stopReading = getattr(port, "stopReading", None)
@@ -406,7 +406,7 @@ class WorkerPool(service.Service):
 
     def stopService(self) -> Deferred[None]:
         """SIGTERM to every worker; fires once all have exited (killed if they must) and the sockets are closed."""
-        super().stopService()
+        super().stopService()  # type: ignore[no-untyped-call]  # Twisted's Service.stopService is unannotated
         self.stopping = True
         for slot in self.slots.values():
             if slot.restart is not None and slot.restart.active():
