@@ -56,7 +56,9 @@ _BAD_OUTPUT_RE = re.compile(r"[\x00\r\n]")
 _BAD_TARGET_RE = re.compile(r"[\x00-\x20\x7f]")
 #: One well-formed header line (latin-1 decoded), for the whole-head fast
 #: path: a token name, a value free of controls other than HTAB, CRLF.
-_FIELD = f"([{_TCHAR}]+):[ \\t]*([^\\x00-\\x08\\x0a-\\x1f\\x7f]*?)[ \\t]*\\r\\n"
+#: The value is matched greedily (a lazy match that leaves trailing blanks
+#: out costs twice as much) and its trailing blanks are stripped after.
+_FIELD = f"([{_TCHAR}]+):[ \\t]*([^\\x00-\\x08\\x0a-\\x1f\\x7f]*)\\r\\n"
 _FIELD_RE = re.compile(_FIELD)
 _FIELDS_RE = re.compile(f"(?:{_FIELD})*")
 
@@ -93,11 +95,18 @@ class Headers:
             a well-formed C{name: value} line ending in CRLF), kept so that
             L{compact} can drop the parsed form.
         """
-        self._pairsList: list[tuple[str, str]] | None = []
-        self._indexDict: dict[str, list[str]] | None = {}
+        pairsList = [(name, value) for name, value in pairs]
+        index: dict[str, list[str]] = {}
+        for name, value in pairsList:
+            key = name.lower()
+            values = index.get(key)
+            if values is None:
+                index[key] = [value]
+            else:
+                values.append(value)
+        self._pairsList: list[tuple[str, str]] | None = pairsList
+        self._indexDict: dict[str, list[str]] | None = index
         self._raw = raw
-        for name, value in pairs:
-            self.add(name, value)
 
     def compact(self) -> None:
         """
@@ -125,6 +134,7 @@ class Headers:
     def _expand(self) -> None:
         self._pairsList, self._indexDict = [], {}
         for name, value in _FIELD_RE.findall(self._raw or ""):
+            value = value.rstrip(" \t")
             self._pairsList.append((name, value))
             self._indexDict.setdefault(name.lower(), []).append(value)
 
@@ -136,12 +146,15 @@ class Headers:
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of C{name}, or C{default} when absent."""
-        values = self._index.get(name.lower())
+        index = self._indexDict
+        values = (self._index if index is None else index).get(name.lower())
         return values[0] if values else default
 
     def getAll(self, name: str) -> list[str]:
         """Every value of C{name}, in received order (a new list)."""
-        return list(self._index.get(name.lower(), ()))
+        index = self._indexDict
+        values = (self._index if index is None else index).get(name.lower())
+        return list(values) if values else []
 
     def getCommaList(self, name: str) -> list[str]:
         """
@@ -153,7 +166,8 @@ class Headers:
         are allowed by RFC 7230 section 7.
         """
         result: list[str] = []
-        for value in self._index.get(name.lower(), ()):
+        index = self._indexDict
+        for value in (self._index if index is None else index).get(name.lower(), ()):
             for element in value.split(","):
                 element = element.strip(" \t")
                 if element:
@@ -368,6 +382,8 @@ class HeadParser:
         fields = _FIELD_RE.findall(text)
         if len(fields) != lines:
             return None
+        if " \r" in text or "\t\r" in text:
+            fields = [(name, value.rstrip(" \t")) for name, value in fields]
         self._parseStartLine(data[:firstEnd])
         headers = self._headers = Headers(fields)
         headers._raw = text
