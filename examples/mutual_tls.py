@@ -93,7 +93,7 @@ def main(reactor, *argv: str):  # type: ignore[no-untyped-def]
         port = yield endpoint.listen(buildFactory(set(args.allow)))
     except Exception as e:
         print(f"mutual_tls: could not listen: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
-        raise SystemExit(1)
+        raise SystemExit(1) from None
     print(f"mutual_tls: listening on wss://localhost:{port.getHost().port}/", flush=True)
     yield defer.Deferred()  # serve until interrupted
 

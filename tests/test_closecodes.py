@@ -5,8 +5,7 @@ Tests for L{twisted_ws.core.closecodes}.
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from twisted_ws.core.closecodes import (
     MAX_REASON_BYTES,

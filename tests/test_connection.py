@@ -8,12 +8,11 @@ from __future__ import annotations
 import os
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from twisted_ws.core.closecodes import CloseCode
-from twisted_ws.core.errors import ProtocolError
 from twisted_ws.core.connection import State, WebSocketConnection
+from twisted_ws.core.errors import ProtocolError
 from twisted_ws.core.frames import (
     OP_BINARY,
     OP_CLOSE,
@@ -27,9 +26,7 @@ from twisted_ws.core.frames import (
     buildFrameHeader,
     serializeFrame,
 )
-
-
-from wshelpers import RecordingHandler as Recorder  # noqa: E402
+from wshelpers import RecordingHandler as Recorder
 
 
 class Endpoint:

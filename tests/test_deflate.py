@@ -15,8 +15,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from twisted_ws.core.closecodes import parseClosePayload
 from twisted_ws.core.connection import WebSocketConnection
@@ -43,8 +42,7 @@ from twisted_ws.core.frames import (
     FrameParser,
     serializeFrame,
 )
-from wshelpers import RecordingHandler as Recorder
-from wshelpers import deflateBomb, jsonRecords
+from wshelpers import RecordingHandler as Recorder, deflateBomb, jsonRecords
 
 ROOT = Path(__file__).resolve().parent.parent
 TAIL = b"\x00\x00\xff\xff"

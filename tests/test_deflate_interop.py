@@ -22,7 +22,6 @@ from twisted.trial.unittest import TestCase
 
 from twisted_ws import WebSocketServerFactory
 from twisted_ws.core.deflate import ClientPerMessageDeflate, DeflateExtension, PerMessageDeflate
-
 from wshelpers import Client, Echo, jsonRecords
 
 ROOT = Path(__file__).resolve().parent.parent

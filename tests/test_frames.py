@@ -10,8 +10,7 @@ import os
 import struct
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from twisted_ws.core.closecodes import CloseCode
 from twisted_ws.core.frames import (

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import struct
 
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from twisted_ws.core.closecodes import isValidWireCode
 from twisted_ws.core.connection import State, WebSocketConnection
@@ -74,7 +73,7 @@ class Watcher:
         # Each write holds whole frames (several when they were batched).
         assert pieces and all(piece[4] == WHOLE for piece in pieces), pieces
         assert self.parser._buf == b""
-        for opcode, fin, rsv, payload, _ in pieces:
+        for opcode, _fin, rsv, payload, _ in pieces:
             assert not self.closeWritten, "a frame after our Close"
             assert rsv == 0
             if opcode == OP_CLOSE:

@@ -5,21 +5,50 @@ from __future__ import annotations
 import base64
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
-from twisted_ws.core.errors import HandshakeError
+from twisted_ws.core.acceptance import Accept, Reject
+from twisted_ws.core.deflate import (
+    ClientPerMessageDeflate,
+    DeflateExtension,
+    PerMessageDeflate,
+)
+from twisted_ws.core.errors import (
+    ClientHandshakeError,
+    HandshakeClosed,
+    HandshakeError,
+    InvalidServerResponse,
+    WebSocketError,
+)
 from twisted_ws.core.handshake import (
     GUID,
+    Accepted,
+    ClientHandshake,
+    ClientState,
+    Failed,
     HandshakeRequest,
+    Rejected,
+    ServerHandshake,
+    ServerState,
     buildAcceptResponse,
     buildClientRequest,
     buildRejectResponse,
+    checkNoBody,
     computeAcceptKey,
     generateKey,
+    isUpgradeAttempt,
     selectSubprotocol,
     validateRequest,
     validateResponse,
 )
-from twisted_ws.core.http import HeadParser, Headers, RequestHead, ResponseHead
+from twisted_ws.core.handshake.body import BodyFraming, BodyReader
+from twisted_ws.core.handshake.extendedconnect import (
+    extendedConnectResponse,
+    validateExtendedConnect,
+)
+from twisted_ws.core.handshake.negotiation import negotiate
+from twisted_ws.core.http import Headers, HeadParser, RequestHead, ResponseHead
+from twisted_ws.core.options import WebSocketOptions
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
@@ -546,39 +575,6 @@ def test_responseExtensionCaseInsensitive() -> None:
 
 # The I/O-free handshake objects (twisted_ws.core.handshake) and what they
 # share with every front end: negotiation, the upgrade check, HTTP/2.
-
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from twisted_ws.core.acceptance import Accept, Reject  # noqa: E402
-from twisted_ws.core.handshake.body import BodyFraming, BodyReader  # noqa: E402
-from twisted_ws.core.deflate import (  # noqa: E402
-    ClientPerMessageDeflate,
-    DeflateExtension,
-    PerMessageDeflate,
-)
-from twisted_ws.core.errors import (  # noqa: E402
-    ClientHandshakeError,
-    HandshakeClosed,
-    InvalidServerResponse,
-    WebSocketError,
-)
-from twisted_ws.core.handshake.extendedconnect import (  # noqa: E402
-    extendedConnectResponse,
-    validateExtendedConnect,
-)
-from twisted_ws.core.handshake import checkNoBody, isUpgradeAttempt  # noqa: E402
-from twisted_ws.core.handshake.negotiation import negotiate  # noqa: E402
-from twisted_ws.core.handshake import (  # noqa: E402
-    Accepted,
-    ClientHandshake,
-    ClientState,
-    Failed,
-    Rejected,
-    ServerHandshake,
-    ServerState,
-)
-from twisted_ws.core.options import WebSocketOptions  # noqa: E402
 
 WIRE_REQUEST = (
     b"GET /chat?x=1 HTTP/1.1\r\n"

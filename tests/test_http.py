@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Any, SupportsIndex
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from twisted_ws.core.errors import HandshakeError
 from twisted_ws.core.http import (
     RESPONSE_PARSE_ERROR_STATUS,
-    HeadParser,
     Headers,
+    HeadParser,
     RequestHead,
     ResponseHead,
     formatRequest,
@@ -425,7 +424,7 @@ def test_splitFeedingMatchesSingleFeed(
     pieces = [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)])]
     parser = HeadParser(isRequest=True)
     result = None
-    for i, piece in enumerate(pieces):
+    for i, piece in enumerate(pieces):  # noqa: B007 - i is read after the loop
         result = parser.feed(piece)
         if result is not None:
             break

@@ -15,13 +15,12 @@ import importlib
 import os
 import random
 import subprocess
-import tempfile
 import sys
+import tempfile
 import threading
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from twisted_ws.core import masking
 from twisted_ws.core.masking import HAVE_SPEEDUPS, pyMask, pyMaskInto

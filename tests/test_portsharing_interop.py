@@ -21,7 +21,6 @@ from websockets.sync.client import connect
 
 from wshelpers import loadExample, makeCertificate
 
-
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "shared_port.py"
 
 

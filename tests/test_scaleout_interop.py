@@ -180,7 +180,7 @@ def spreadOver(stack: ExitStack, b: Machine, clients: list[Any]) -> dict[str, fl
             opened += 1
         # The scraped worker is live, the other one's snapshot at most ~1 s old.
         counts = waitUntil(
-            lambda: (c := b.byWorker("twisted_ws_connections_open")) and sum(c.values()) == opened and c,
+            lambda: (c := b.byWorker("twisted_ws_connections_open")) and sum(c.values()) == opened and c,  # noqa: B023 - polled now
             f"{opened} connections on the metrics page",
         )
         if all(counts.get(w, 0) > 0 for w in b.names):

@@ -83,7 +83,7 @@ def test_upgradeSwitchesTheTransport():
 def test_bytesInTheSamePacketGoToTheFrameProtocol():
     factory, _ = makeFactory()
     handshake, transport = connect(factory)
-    frames = clientFrame(OP_TEXT, "first".encode()) + clientFrame(OP_BINARY, b"\x00second")
+    frames = clientFrame(OP_TEXT, b"first") + clientFrame(OP_BINARY, b"\x00second")
     data = upgradeRequest() + frames
     # Split in the middle of the second frame, too.
     handshake.dataReceived(data[:-3])

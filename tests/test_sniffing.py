@@ -5,8 +5,7 @@ The I/O-free classifier that routes a shared port's connections.
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from twisted_ws.core.sniffing import (
     HTTP_METHODS,

@@ -17,12 +17,12 @@ from twisted.internet.testing import StringTransportWithDisconnection
 from twisted.protocols.basic import LineReceiver
 from zope.interface.verify import verifyObject
 
-from twisted_ws.core.frames import OP_BINARY, OP_CLOSE, OP_TEXT, FrameParser
 from twisted_ws.apps.stream import (
     StreamOverWebSocketFactory,
     StreamOverWebSocketProtocol,
     WebSocketStreamTransport,
 )
+from twisted_ws.core.frames import OP_BINARY, OP_CLOSE, OP_TEXT, FrameParser
 from wshelpers import Producer, RecorderFactory, clientFrame, serverFrames, splitResponse, upgradeRequest
 
 

@@ -24,7 +24,6 @@ from twisted_ws import WebSocketProtocol
 from twisted_ws.twistd import EchoProtocol, Options, makeService
 from wshelpers import clientFrame, serverFrames, splitResponse, upgradeRequest
 
-
 # -- options and defaults, in process -----------------------------------------
 
 

@@ -33,7 +33,6 @@ from twisted_ws.core.frames import FrameParser
 from twisted_ws.twistd import Options
 from wshelpers import DEADLINE, LOCAL, Server, Twistd, clientFrame, makeCertificate, upgradeRequest
 
-
 # -- help and bad options -------------------------------------------------------
 
 EVERY_OPTION = [

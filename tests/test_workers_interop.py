@@ -120,7 +120,7 @@ def test_workersShareThePortAndADeadWorkerIsReplaced(twistd, tmp_path: Path) -> 
             # SIGTERM to the parent: every open client of every worker gets 1001.
             started = time.monotonic()
             server.proc.send_signal(signal.SIGTERM)
-            for ws, pid in [c for c in clients if c[1] == second] + fresh:
+            for ws, _pid in [c for c in clients if c[1] == second] + fresh:
                 assertClosedWith(ws, 1001)
             assert server.proc.wait(DEADLINE) == 0
             assert time.monotonic() - started < 3 + 5

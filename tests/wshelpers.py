@@ -23,9 +23,9 @@ from pathlib import Path
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, DeferredQueue, succeed
+from twisted.internet.error import ConnectionAborted, ProcessExitedAlready
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
-from twisted.internet.error import ConnectionAborted, ProcessExitedAlready
 from twisted.internet.testing import StringTransport, StringTransportWithDisconnection
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -125,7 +125,7 @@ def _certificate(subject: str, issuer, signingKey, publicKey, extensions):
     from cryptography.hazmat.primitives import hashes
     from cryptography.x509.oid import NameOID
 
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     builder = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
@@ -251,7 +251,7 @@ def makeIssuedCertificate(
     else:
         _, caCert, signingKey = ca
         issuer = caCert.subject
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     usage = ExtendedKeyUsageOID.CLIENT_AUTH if clientAuth else ExtendedKeyUsageOID.SERVER_AUTH
     builder = (
         x509.CertificateBuilder()
@@ -570,6 +570,10 @@ def loadExample(name: str):
     return module
 
 
+#: The peer address PeerTransport reports unless told otherwise.
+PEER_ADDRESS = IPv4Address("TCP", "192.0.2.7", 40123)
+
+
 class PeerTransport(StringTransport):
     """
     A memory transport that behaves like TCP towards its producer: once
@@ -579,7 +583,7 @@ class PeerTransport(StringTransport):
     only when nothing waits; abortConnection drops at once.
     """
 
-    def __init__(self, highWater: int = 4096, peer: IPv4Address = IPv4Address("TCP", "192.0.2.7", 40123)) -> None:
+    def __init__(self, highWater: int = 4096, peer: IPv4Address = PEER_ADDRESS) -> None:
         super().__init__(peerAddress=peer)
         self.highWater = highWater
         self.unsent = 0

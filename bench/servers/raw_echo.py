@@ -18,7 +18,6 @@ from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Factory, Protocol
 from zope.interface import implementer
 
-
 BYE = b"\x88\x82\x00\x00\x00\x00\x03\xe8"  # same as bench/loadgen.py RAW_BYE
 
 

@@ -39,11 +39,11 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from ..client.tls import VerifyingClientTLSOptions, loadClientCertificate, loadTrustRoot
 from ..core.closecodes import CloseCode
 from ..core.connection import State
 from ..protocol import WebSocketProtocol
 from ..transport import IStreamTransport
-from ..client.tls import VerifyingClientTLSOptions, loadClientCertificate, loadTrustRoot
 
 __all__ = ["BridgeProtocol", "BackendProtocol", "targetEndpoint"]
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Callable
-from functools import lru_cache
+from functools import cache
 from typing import Any, NamedTuple
 from urllib.parse import unquote, urlsplit
 
@@ -109,7 +109,7 @@ def parseRedisURL(url: str) -> RedisURL:
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def _protocols() -> tuple[type, type]:
     """
     txredisapi's publisher and subscriber protocols, imported on first

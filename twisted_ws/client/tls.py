@@ -20,8 +20,8 @@ import os
 from typing import Any
 
 from OpenSSL import SSL
-from zope.interface import implementer
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IStreamClientEndpoint
+from zope.interface import implementer
 
 from .errors import CertificateVerificationError
 

@@ -33,9 +33,9 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol as _TypingProtocol
 
+from .assembly import MessageAssembler
 from .closecodes import CloseCode, CloseInfo, buildClosePayload, parseClosePayload
 from .errors import ProtocolError
-from .assembly import MessageAssembler
 from .extensions import Extension
 from .frames import (
     OP_BINARY,

@@ -30,8 +30,7 @@ from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource, getChildForRequest
-from twisted.web.server import NOT_DONE_YET
-from twisted.web.server import version as webServerVersion
+from twisted.web.server import NOT_DONE_YET, version as webServerVersion
 
 from ..core.errors import HandshakeError
 from ..core.handshake import (

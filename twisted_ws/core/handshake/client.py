@@ -26,7 +26,7 @@ from twisted_ws.core.handshake.keys import generateKey
 from twisted_ws.core.handshake.outcomes import Accepted, Failed, Rejected
 from twisted_ws.core.handshake.request import HandshakeRequest, clientRequestHeaders
 from twisted_ws.core.handshake.response import validateResponse
-from twisted_ws.core.http import HeadParser, Headers, ResponseHead, formatRequest
+from twisted_ws.core.http import Headers, HeadParser, ResponseHead, formatRequest
 from twisted_ws.core.options import WebSocketOptions
 
 __all__ = ["ClientState", "ClientHandshake"]
