@@ -93,19 +93,22 @@ def rssBytes(pid: int) -> int:
 class Meter:
     """
     Wall clock, server CPU and generator CPU between L{start} and L{stop}.
+    C{serverPid} may be a list of pids (a pool of worker processes): their
+    CPU times are summed.
     """
 
-    def __init__(self, serverPid: int) -> None:
+    def __init__(self, serverPid: int | list[int]) -> None:
         self.serverPid = serverPid
+        self.pids = list(serverPid) if isinstance(serverPid, (list, tuple)) else [serverPid]
 
     def start(self) -> None:
         self.t0 = time.perf_counter()
-        self.server0 = cpuNs(self.serverPid)
+        self.server0 = sum(cpuNs(p) for p in self.pids)
         self.self0 = time.process_time_ns()
 
     def stop(self) -> dict:
         wall = time.perf_counter() - self.t0
-        server = cpuNs(self.serverPid) - self.server0
+        server = sum(cpuNs(p) for p in self.pids) - self.server0
         gen = time.process_time_ns() - self.self0
         return {
             "seconds": wall,
