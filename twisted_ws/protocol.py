@@ -32,7 +32,7 @@ from .errors import ConnectionClosed
 from .observer import Traffic
 from .readgate import ReadGate
 from .timers import Timer, TimerService, timersFor
-from .transport import setNoDelay, transportBacklog
+from .transport import IStreamTransport, setNoDelay, transportBacklog
 from .writer import MessageWriter
 
 if TYPE_CHECKING:
@@ -92,6 +92,7 @@ class WebSocketProtocol(Protocol):
     extensions: Sequence[Extension] = ()
     options: WebSocketOptions | None = None
     clock: IReactorTime | None = None
+    transport: IStreamTransport
     closeInfo: CloseInfo | None = None
     #: An L{IConnectionObserver}; when C{None}, the factory's C{observer}.
     observer: Any = None
@@ -152,19 +153,19 @@ class WebSocketProtocol(Protocol):
         self.connected = 1
         self.transport = transport
         self._notifyObserver("connectionOpened")
-        self.connectionMade()
+        self.connectionMade()  # type: ignore[no-untyped-call]  # Twisted's Protocol.connectionMade is unannotated
 
     def dataReceived(self, data: bytes) -> None:
         conn = self._conn
         try:
-            conn.receiveData(data)  # type: ignore[union-attr]
+            conn.receiveData(data)  # type: ignore[union-attr]  # set by makeConnection
         except Exception:
             # A bug in a callback: log it and fail the connection with 1011
             # (internal error) instead of dropping it without a Close.
             _log.failure("Unhandled error in WebSocket protocol {protocol!r}", protocol=self)
-            conn.fail(CloseCode.INTERNAL_ERROR, "internal error")  # type: ignore[union-attr]
+            conn.fail(CloseCode.INTERNAL_ERROR, "internal error")  # type: ignore[union-attr]  # set by makeConnection
 
-    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+    def connectionLost(self, reason: Failure | None = None) -> None:
         self.connected = False
         for name in ("_closeTimer", "_writeTimer", "_pingTimer", "_pongTimer", "_pullCall"):
             call = getattr(self, name)
@@ -175,7 +176,7 @@ class WebSocketProtocol(Protocol):
         if conn is None:
             info = CloseInfo(CloseCode.ABNORMAL_CLOSURE, "", False, True)
         else:
-            self._readGate.detach()  # type: ignore[union-attr]
+            self._readGate.detach()  # type: ignore[union-attr]  # set by makeConnection
             info = conn.connectionLost()  # the core says how it ended
         self.closeInfo = info
         producer = self._producer
@@ -191,8 +192,8 @@ class WebSocketProtocol(Protocol):
             for d, _ in (pings or {}).values():
                 d.errback(ConnectionClosed(info))
             waiters, self._closeWaiters = self._closeWaiters, None
-            for d in waiters or ():
-                d.callback(info)
+            for waiter in waiters or ():
+                waiter.callback(info)
 
     # -- application callbacks ---------------------------------------------
 
@@ -309,7 +310,7 @@ class WebSocketProtocol(Protocol):
         if not conn.ping(payload):
             return fail(ConnectionClosed(self.closeInfo))
         d: Deferred[float] = Deferred()
-        self._pings[payload] = (d, self.clock.seconds())  # type: ignore[union-attr]
+        self._pings[payload] = (d, self.clock.seconds())  # type: ignore[union-attr]  # set by makeConnection
         return d
 
     def close(self, code: int | None = CloseCode.NORMAL_CLOSURE, reason: str = "") -> Deferred[CloseInfo]:
@@ -374,7 +375,7 @@ class WebSocketProtocol(Protocol):
             return
         self._stopKeepalive()
         self._armCloseTimer(self._closeTimedOut)
-        self._readGate.setClosing()  # type: ignore[union-attr]
+        self._readGate.setClosing()  # type: ignore[union-attr]  # set by makeConnection
 
     def _closeTransport(self, now: bool) -> None:
         """
@@ -392,8 +393,8 @@ class WebSocketProtocol(Protocol):
         timer = self._closeTimer
         if timer is not None:
             timer.cancel()
-        timeout = self.options.closeTimeout  # type: ignore[union-attr]
-        self._closeTimer = None if timeout is None else self._timers.callLater(timeout, then)  # type: ignore[union-attr]
+        timeout = self.options.closeTimeout  # type: ignore[union-attr]  # set by makeConnection
+        self._closeTimer = None if timeout is None else self._timers.callLater(timeout, then)  # type: ignore[union-attr]  # set by makeConnection
 
     def _dropTcp(self) -> None:
         # A registered producer would hold loseConnection() up: unregister
@@ -418,9 +419,9 @@ class WebSocketProtocol(Protocol):
 
     def _armWriteDeadline(self) -> None:
         if self._writeTimer is None and self.connected:
-            timeout = self.options.writeTimeout  # type: ignore[union-attr]
+            timeout = self.options.writeTimeout  # type: ignore[union-attr]  # set by makeConnection
             if timeout is not None:
-                self._writeTimer = self._timers.callLater(timeout, self._writeTimedOut)  # type: ignore[union-attr]
+                self._writeTimer = self._timers.callLater(timeout, self._writeTimedOut)  # type: ignore[union-attr]  # set by makeConnection
 
     def _writeTimedOut(self) -> None:
         self._writeTimer = None
@@ -431,7 +432,7 @@ class WebSocketProtocol(Protocol):
             "WebSocket write timed out: output to {peer} blocked for {timeout} s; "
             "aborting ({queued} bytes queued here, {buffered} in the transport)",
             peer=self._peer(),
-            timeout=self.options.writeTimeout,  # type: ignore[union-attr]
+            timeout=self.options.writeTimeout,  # type: ignore[union-attr]  # set by makeConnection
             queued=queued,
             buffered="unknown" if buffered is None else buffered,
         )
@@ -453,9 +454,9 @@ class WebSocketProtocol(Protocol):
             return
         options = self.options
         self._keepalivePayload = payload
-        if options.pingTimeout:  # type: ignore[union-attr]
-            self._pongTimer = self._timers.callLater(options.pingTimeout, self._keepaliveTimedOut)  # type: ignore[union-attr]
-        self._pingTimer = self._timers.callLater(options.pingInterval, self._sendKeepalive)  # type: ignore[union-attr]
+        if options.pingTimeout:  # type: ignore[union-attr]  # set by makeConnection
+            self._pongTimer = self._timers.callLater(options.pingTimeout, self._keepaliveTimedOut)  # type: ignore[union-attr]  # set by makeConnection
+        self._pingTimer = self._timers.callLater(options.pingInterval, self._sendKeepalive)  # type: ignore[union-attr, arg-type]  # set by makeConnection; keepalives run only with a pingInterval
 
     def _keepaliveTimedOut(self) -> None:
         self._pongTimer = None
@@ -480,7 +481,7 @@ class WebSocketProtocol(Protocol):
         pings = self._pings
         if not pings or payload not in pings:
             return
-        now = self.clock.seconds()  # type: ignore[union-attr]
+        now = self.clock.seconds()  # type: ignore[union-attr]  # set by makeConnection
         answered = []
         for key in pings:
             answered.append(key)
@@ -519,7 +520,7 @@ class WebSocketProtocol(Protocol):
         conn = self._conn
         if conn is not None:
             conn.pauseWriting()
-            self._readGate.setOutputBlocked(True)  # type: ignore[union-attr]
+            self._readGate.setOutputBlocked(True)  # type: ignore[union-attr]  # set by makeConnection
             if self._writeTimer is None:
                 self._armWriteDeadline()
         if self._producer is not None and self._producerStreaming and not self._producerPaused:
@@ -538,7 +539,7 @@ class WebSocketProtocol(Protocol):
                 timer.cancel()
             if not conn.resumeWriting():
                 return  # what waited filled the transport again
-            self._readGate.setOutputBlocked(False)  # type: ignore[union-attr]
+            self._readGate.setOutputBlocked(False)  # type: ignore[union-attr]  # set by makeConnection
         if self._producer is not None:
             if self._producerStreaming:
                 if self._producerPaused:
@@ -593,7 +594,7 @@ class WebSocketProtocol(Protocol):
         if producer is None or self._producerStreaming or conn is None or conn.state is not State.OPEN:
             return
         gate = self._readGate
-        if not gate.outputBlocked:  # type: ignore[union-attr]
+        if not gate.outputBlocked:  # type: ignore[union-attr]  # set by makeConnection
             producer.resumeProducing()
-            if self._producer is producer and not gate.outputBlocked:  # type: ignore[union-attr]
+            if self._producer is producer and not gate.outputBlocked:  # type: ignore[union-attr]  # set by makeConnection
                 self._schedulePull()

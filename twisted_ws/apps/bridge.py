@@ -67,7 +67,7 @@ class BackendProtocol(Protocol):
     def dataReceived(self, data: bytes) -> None:
         self.bridge.fromBackend(data)
 
-    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+    def connectionLost(self, reason: Failure | None = None) -> None:
         self.bridge.backendLost(reason)
 
 

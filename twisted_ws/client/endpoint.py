@@ -165,7 +165,7 @@ class WebSocketClientEndpoint:
         it: for C{ClientService}, use L{ReconnectingWebSocketClient}.
         """
         factory = self.buildFactory(factoryClass=_EndpointHandshakeFactory)
-        factory.appFactory = protocolFactory  # type: ignore[attr-defined]
+        factory.appFactory = protocolFactory  # type: ignore[attr-defined]  # buildFactory made an _EndpointHandshakeFactory
         return self.connectFactory(factory)
 
     def connectFactory(self, factory: WebSocketClientFactory) -> Deferred[Any]:

@@ -106,9 +106,9 @@ class WebSocketClientFactory(ClientFactory[ClientHandshakeProtocol]):
         handshake protocol then tells it what was negotiated, so this must
         return the L{WebSocketProtocol} itself, not a wrapper of it.
         """
-        p = self.protocol()
+        p: WebSocketProtocol = self.protocol()  # checked by the handshake protocol
         p.factory = self
-        return p  # type: ignore[no-any-return]
+        return p
 
     def wrapWebSocketProtocol(self, protocol: WebSocketProtocol, addr: Any) -> Any:
         """

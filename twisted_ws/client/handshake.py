@@ -64,7 +64,7 @@ def buildClientProtocol(
         raise TypeError(f"{protocol!r} is not a WebSocketProtocol")
     protocol.isClient = True
     protocol.request = accepted.request
-    protocol.response = accepted.response  # type: ignore[attr-defined]
+    protocol.response = accepted.response  # type: ignore[attr-defined]  # client-side only, not declared by WebSocketProtocol
     protocol.subprotocol = accepted.subprotocol
     protocol.extensions = list(accepted.extensions)
     protocol.options = factory.options
@@ -123,7 +123,7 @@ class ClientHandshakeProtocol(Protocol):
         elif not self._outcome.done:
             self._conclude(self._handshake.receiveData(data))
 
-    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+    def connectionLost(self, reason: Failure | None = None) -> None:
         if self._delegate is not None:
             self._delegate.connectionLost(reason)
             return

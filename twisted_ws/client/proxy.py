@@ -44,8 +44,8 @@ def selectProxy(url: WebSocketURL, proxy: str | None, useEnvironment: bool) -> s
     if not chosen:
         return None
     hostport = url.host if ":" in url.host else f"{url.host}:{url.port}"
-    # Not in typeshed, but in urllib.request since Python 2: the NO_PROXY check alone.
-    if urllib.request.proxy_bypass_environment(hostport, proxies):  # type: ignore[attr-defined]
+    # The NO_PROXY check alone (proxy_bypass would also ask the OS on macOS and Windows).
+    if urllib.request.proxy_bypass_environment(hostport, proxies):  # type: ignore[attr-defined]  # undocumented, missing from typeshed
         return None
     return chosen
 
@@ -121,7 +121,7 @@ class _TunnelProtocol(Protocol):
         self._next = handOff(self, nextProtocol, self.transport, self._parser.rest)
         self._outcome.fire(nextProtocol)
 
-    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+    def connectionLost(self, reason: Failure | None = None) -> None:
         if self._next is not None:
             self._next.connectionLost(reason)
             return

@@ -359,7 +359,7 @@ class ClientPerMessageDeflate:
             )
         serverBits = 15
         if _SERVER_MWB in answer:
-            serverBits = int(answer[_SERVER_MWB])  # type: ignore[arg-type]
+            serverBits = int(answer[_SERVER_MWB])  # type: ignore[arg-type]  # _parseParams: never bare
             if self.serverMaxWindowBits is not None and serverBits > self.serverMaxWindowBits:
                 raise HandshakeError(
                     0,

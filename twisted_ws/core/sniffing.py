@@ -110,7 +110,7 @@ def classifyHTTP(
         return Sniffed.NOT_HTTP
     start = space + 1
     limit = maxLineLength + 2  # the line plus its CRLF
-    targetEnd = _TARGET_RE.match(data, start, limit).end()  # type: ignore[union-attr]
+    targetEnd = _TARGET_RE.match(data, start, limit).end()  # type: ignore[union-attr]  # [..]* always matches
     if targetEnd >= limit:
         return Sniffed.NOT_HTTP
     if targetEnd == len(data):

@@ -78,7 +78,7 @@ def runAcceptHook(
             if result.check(CancelledError):
                 return  # the caller gave up (timeout, connection lost)
             if result.check(HandshakeError):
-                refused(result.value)  # type: ignore[arg-type]
+                refused(result.value)  # type: ignore[arg-type]  # check() said HandshakeError
                 return
             _log.failure("WebSocket accept hook failed", result)
             refused(HandshakeError(500, "Internal Server Error"))

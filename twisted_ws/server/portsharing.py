@@ -211,7 +211,7 @@ class PortSharingProtocol(Protocol):
         self._buffer += data
         self._decide()
 
-    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+    def connectionLost(self, reason: Failure | None = None) -> None:
         self._cancelTimer()
         delegate, self._delegate = self._delegate, None
         if delegate is not None:

@@ -91,7 +91,7 @@ class ServerHandshakeProtocol(Protocol, PendingHandshake):
         self.transport.write(rejected.data)
         self.transport.loseConnection()
 
-    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+    def connectionLost(self, reason: Failure | None = None) -> None:
         if self._delegate is not None:
             self._delegate.connectionLost(reason)
             return

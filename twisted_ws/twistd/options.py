@@ -33,7 +33,7 @@ def _positiveInt(value: str) -> int:
     return n
 
 
-_positiveInt.coerceDoc = "A positive integer."  # type: ignore[attr-defined]
+_positiveInt.coerceDoc = "A positive integer."  # type: ignore[attr-defined]  # usage.Options reads it off the function
 
 
 def _intOrOff(value: str) -> int | None:
@@ -42,7 +42,7 @@ def _intOrOff(value: str) -> int | None:
     return _positiveInt(value)
 
 
-_intOrOff.coerceDoc = "A positive integer, or 0/off for no limit."  # type: ignore[attr-defined]
+_intOrOff.coerceDoc = "A positive integer, or 0/off for no limit."  # type: ignore[attr-defined]  # usage.Options reads it off the function
 
 
 def _seconds(value: str) -> float:
@@ -52,7 +52,7 @@ def _seconds(value: str) -> float:
     return n
 
 
-_seconds.coerceDoc = "Seconds (a positive number)."  # type: ignore[attr-defined]
+_seconds.coerceDoc = "Seconds (a positive number)."  # type: ignore[attr-defined]  # usage.Options reads it off the function
 
 
 def _secondsOrOff(value: str) -> float | None:
@@ -61,7 +61,7 @@ def _secondsOrOff(value: str) -> float | None:
     return _seconds(value)
 
 
-_secondsOrOff.coerceDoc = "Seconds, or 0/off to disable."  # type: ignore[attr-defined]
+_secondsOrOff.coerceDoc = "Seconds, or 0/off to disable."  # type: ignore[attr-defined]  # usage.Options reads it off the function
 
 
 def _mode(value: str) -> str:
@@ -70,7 +70,7 @@ def _mode(value: str) -> str:
     return value
 
 
-_mode.coerceDoc = "One of: " + ", ".join(MODES) + "."  # type: ignore[attr-defined]
+_mode.coerceDoc = "One of: " + ", ".join(MODES) + "."  # type: ignore[attr-defined]  # usage.Options reads it off the function
 
 #: More worker processes than this is a typo, not a deployment.
 MAX_WORKERS = 256
@@ -88,7 +88,7 @@ def _workers(value: str) -> int:
     return n
 
 
-_workers.coerceDoc = "A number of processes, or auto: one per CPU."  # type: ignore[attr-defined]
+_workers.coerceDoc = "A number of processes, or auto: one per CPU."  # type: ignore[attr-defined]  # usage.Options reads it off the function
 
 def _urlPath(value: str) -> str:
     if not value.startswith("/") or any(c in value for c in "?# \t\r\n"):
@@ -96,7 +96,7 @@ def _urlPath(value: str) -> str:
     return value.rstrip("/") or "/"
 
 
-_urlPath.coerceDoc = "A URL path starting with /."  # type: ignore[attr-defined]
+_urlPath.coerceDoc = "A URL path starting with /."  # type: ignore[attr-defined]  # usage.Options reads it off the function
 
 #: (option name, WebSocketOptions field, coerce, help)
 _LIMIT_OPTIONS: list[tuple[str, str, Callable[[str], Any], str]] = [

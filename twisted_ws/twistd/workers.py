@@ -104,7 +104,8 @@ def reservingEndpoint(description: str) -> IStreamServerEndpoint:
     """
     from twisted.internet.endpoints import serverFromString
 
-    return serverFromString(_ReservingReactor(), description)  # type: ignore[no-any-return]
+    endpoint: IStreamServerEndpoint = serverFromString(_ReservingReactor(), description)
+    return endpoint
 
 
 # -- one worker process ------------------------------------------------------------
