@@ -64,8 +64,9 @@ class ServerHandshakeProtocol(Protocol, PendingHandshake):
         transport = self.transport
         outcome.peer = transport.getPeer()
         outcome.local = transport.getHost()
-        outcome.secure = ISSLTransport.providedBy(transport)
-        outcome.peerCertificate = peerCertificate(transport)
+        if ISSLTransport.providedBy(transport):
+            outcome.secure = True
+            outcome.peerCertificate = peerCertificate(transport)
         self._askApplication(outcome)
         if self._decision is not None and not self._done:
             # The hook is deciding: read no more meanwhile.
