@@ -61,7 +61,7 @@ class HandlerProtocol(CoroutineProtocol):
 
     def connectionMade(self) -> None:
         super().connectionMade()
-        d = self.handled = startHandler(self.handler, self.websocket)  # type: ignore[arg-type]
+        d = self.handled = startHandler(self.handler, self.websocket)  # type: ignore[arg-type]  # made by super().connectionMade()
         running = self._running
         if running is not None and not d.called:
             running.add(d)
@@ -69,7 +69,7 @@ class HandlerProtocol(CoroutineProtocol):
         d.addCallbacks(self._handlerReturned, self._handlerFailed)
 
     def _forget(self, result: object, d: Deferred[Any]) -> object:
-        self._running.discard(d)  # type: ignore[union-attr]
+        self._running.discard(d)  # type: ignore[union-attr]  # added only when there is a _running set
         return result
 
     def _handlerReturned(self, result: object) -> None:
@@ -77,7 +77,7 @@ class HandlerProtocol(CoroutineProtocol):
             self.close(CloseCode.NORMAL_CLOSURE)
 
     def _handlerFailed(self, failure: Failure) -> None:
-        if isCancellation(failure.type):  # type: ignore[arg-type]
+        if isCancellation(failure.type):  # type: ignore[arg-type]  # a Failure always has its type
             if self.isOpen:
                 self.close(CloseCode.GOING_AWAY)
             return

@@ -29,7 +29,7 @@ from twisted.python.failure import Failure
 __all__ = ["Waiter", "isCancellation", "runCoroutine", "waitFor"]
 
 
-class Waiter(Deferred):
+class Waiter(Deferred[Any]):
     """
     A Deferred a coroutine awaits through L{waitFor}.  L{resume} delivers
     the result: straight into the coroutine when L{runCoroutine} drives it,
@@ -118,7 +118,7 @@ class _Run:
                 if not _asyncioFuture(yielded):
                     result = yielded  # as inlineCallbacks: a plain value comes back
                     continue
-                yielded = Deferred.fromFuture(yielded)  # type: ignore[arg-type]
+                yielded = Deferred.fromFuture(yielded)
             # The callback runs while the Deferred still holds the result,
             # which is what Deferred.__await__ reads on resumption.
             box: list[Any] = [True]  # True while addBoth runs

@@ -60,11 +60,11 @@ class Timer:
     __slots__ = ("deadline", "_function", "_queue", "_service")
 
     def __init__(
-        self, deadline: float, function: Callable[[], Any], queue: _Queue, service: TimerService
+        self, deadline: float, function: Callable[[], Any], queue: _Queue[Timer, None], service: TimerService
     ) -> None:
         self.deadline = deadline
         self._function = function
-        self._queue: _Queue | None = queue
+        self._queue: _Queue[Timer, None] | None = queue
         self._service = service
 
     def active(self) -> bool:

@@ -63,7 +63,7 @@ class _Sent:
     __slots__ = ()
 
     def __await__(self) -> Generator[Any, None, None]:
-        return iter(())  # type: ignore[return-value]
+        return iter(())  # type: ignore[return-value]  # an empty iterator: nothing to wait for
 
 
 _SENT = _Sent()
@@ -217,7 +217,7 @@ class WebSocket:
 
     async def _recvWhole(self) -> str | bytes:
         isText = await self._startOfMessage()
-        pieces = []
+        pieces: list[Any] = []  # str pieces of a text message, bytes of a binary one
         while True:
             item = self._take() if self._queue else await waitFor(self._waiter())
             if item is _END:
@@ -431,11 +431,12 @@ class IncomingMessage:
             self.done = True
             ws._incoming = None
             raise StopAsyncIteration
-        return item
+        piece: str | bytes = item
+        return piece
 
     async def read(self) -> str | bytes:
         """The rest of the message, joined."""
-        pieces = [piece async for piece in self]
+        pieces: list[Any] = [piece async for piece in self]  # all str, or all bytes
         return "".join(pieces) if self.isText else b"".join(pieces)
 
 
@@ -486,7 +487,7 @@ class OutgoingMessage:
         if excType is None:
             if not protocol.isOpen:
                 raise ConnectionClosed(protocol.closeInfo)
-            self._writer.finish()  # type: ignore[union-attr]
+            self._writer.finish()  # type: ignore[union-attr]  # set when the message started
         elif protocol.isOpen:
             # Half a message cannot be taken back: end the connection.
             cancelled = isCancellation(excType)
@@ -523,27 +524,27 @@ class CoroutineProtocol(WebSocketProtocol):
         return conn is not None and conn.state is State.OPEN
 
     def connectionMade(self) -> None:
-        ws = self.websocket = WebSocket(self, self._conn, self.queueSize)  # type: ignore[arg-type]
+        ws = self.websocket = WebSocket(self, self._conn, self.queueSize)  # type: ignore[arg-type]  # set by makeConnection
         self.registerProducer(ws, True)
         if not self.streamMessages:
             # Whole messages go straight to the WebSocket: one call less each.
-            self.textMessageReceived = self.binaryMessageReceived = ws._deliver  # type: ignore[method-assign]
+            self.textMessageReceived = self.binaryMessageReceived = ws._deliver  # type: ignore[method-assign, assignment]  # _deliver takes str and bytes
 
     def textMessageReceived(self, text: str) -> None:
-        self.websocket._deliver(text)  # type: ignore[union-attr]
+        self.websocket._deliver(text)  # type: ignore[union-attr]  # set by connectionMade
 
     def binaryMessageReceived(self, data: bytes) -> None:
-        self.websocket._deliver(data)  # type: ignore[union-attr]
+        self.websocket._deliver(data)  # type: ignore[union-attr]  # set by connectionMade
 
     def messageStarted(self, isText: bool) -> None:
-        self.websocket._deliver(_TEXT if isText else _BINARY)  # type: ignore[union-attr]
+        self.websocket._deliver(_TEXT if isText else _BINARY)  # type: ignore[union-attr]  # set by connectionMade
 
     def messageDataReceived(self, data: str | bytes) -> None:
-        self.websocket._deliver(data)  # type: ignore[union-attr]
+        self.websocket._deliver(data)  # type: ignore[union-attr]  # set by connectionMade
 
     def messageEnded(self) -> None:
-        self.websocket._deliver(_END)  # type: ignore[union-attr]
+        self.websocket._deliver(_END)  # type: ignore[union-attr]  # set by connectionMade
 
     def connectionClosed(self, code: int, reason: str, wasClean: bool) -> None:
         if self.websocket is not None:
-            self.websocket.connectionLost(self.closeInfo)  # type: ignore[arg-type]
+            self.websocket.connectionLost(self.closeInfo)  # type: ignore[arg-type]  # set before connectionClosed

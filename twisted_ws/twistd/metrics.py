@@ -260,7 +260,7 @@ class SnapshotWriter(Service):
         self._failing = False
 
     def startService(self) -> None:
-        super().startService()
+        super().startService()  # type: ignore[no-untyped-call]  # Twisted's Service.startService is unannotated
         first = self.snapshot()
         self.directory.remove(first["worker"])
         loop = self._loop = LoopingCall(self.write)
@@ -284,7 +284,7 @@ class SnapshotWriter(Service):
         self._written = (snapshot["worker"], snapshot["pid"])
 
     def stopService(self) -> None:
-        super().stopService()
+        super().stopService()  # type: ignore[no-untyped-call]  # Twisted's Service.stopService is unannotated
         if self._loop is not None and self._loop.running:
             self._loop.stop()
         self._loop = None
@@ -458,7 +458,7 @@ class MetricsResource(Resource):
     def __init__(self, collector: WebSocketCollector) -> None:
         from prometheus_client import CollectorRegistry
 
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # Twisted's Resource.__init__ is unannotated
         self.collector = collector
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(collector)
@@ -471,7 +471,7 @@ class MetricsResource(Resource):
         body = encoder(self.registry)
         request.setHeader(b"Content-Type", contentType.encode("ascii"))
         request.setHeader(b"Cache-Control", b"no-store")
-        return body  # type: ignore[no-any-return]
+        return body
 
 
 def metricsForService(
@@ -514,4 +514,4 @@ def metricsForService(
 def _reactorClock() -> IReactorTime:
     from twisted.internet import reactor
 
-    return reactor  # type: ignore[return-value]
+    return reactor
