@@ -178,14 +178,22 @@ class TimerService:
 
 
 _services: WeakKeyDictionary[Any, TimerService] = WeakKeyDictionary()
+#: The service last looked up: a process has one reactor, and a weak
+#: dictionary lookup costs a new weak reference each time.
+_last: TimerService | None = None
 
 
 def timersFor(clock: IReactorTime) -> TimerService:
     """The L{TimerService} shared by everything timed on C{clock}."""
+    global _last
+    last = _last
+    if last is not None and last.clock is clock:
+        return last
     try:
         service = _services.get(clock)
         if service is None:
             service = _services[clock] = TimerService(clock)
     except TypeError:  # a clock that cannot be weakly referenced
         return TimerService(clock)
+    _last = service
     return service
