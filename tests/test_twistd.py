@@ -18,6 +18,7 @@ import pytest
 from twisted.internet.address import IPv4Address
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
+from twisted.python.usage import UsageError
 from twisted.test import iosim
 
 from twisted_ws import WebSocketProtocol
@@ -52,6 +53,27 @@ def test_optionsValidatedInProcess() -> None:
     assert options["max-queue-messages"] == 5
     with pytest.raises(Exception, match="max-queue-bytes"):
         Options().parseOptions(["--mode", "broadcast", "--max-queue-bytes", "10"])
+
+
+def test_twistdSubcommandExitsNonZeroOnAUsageError(capsys: pytest.CaptureFixture[str]) -> None:
+    """
+    The options twistd gets from the plugin exit 1 on a usage error, after
+    the usage and the error line: twistd before Twisted 26.10 printed those
+    and exited 0.  L{Options} itself still raises for its callers.
+    """
+    from twisted.application.service import IServiceMaker
+    from twisted.plugin import getPlugins
+
+    (maker,) = [m for m in getPlugins(IServiceMaker) if m.tapname == "websocket"]
+    with pytest.raises(SystemExit) as exited:
+        maker.options().parseOptions(["--mode", "nope"])
+    assert exited.value.code == 1
+    out = capsys.readouterr().out
+    assert "--allow-origin" in out  # the usage
+    assert out.splitlines()[-1].endswith(": Parameter type enforcement failed: unknown mode 'nope'; "
+                                         "choose one of echo, broadcast, bridge, custom")
+    with pytest.raises(UsageError, match="unknown mode"):
+        Options().parseOptions(["--mode", "nope"])
 
 
 @pytest.mark.parametrize(

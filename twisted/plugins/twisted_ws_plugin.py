@@ -11,6 +11,13 @@ from twisted.application.service import ServiceMaker
 class _WebSocketServiceMaker(ServiceMaker):
     """Listens before twistd daemonizes: see L{twisted_ws.twistd.makeTwistdService}."""
 
+    @property
+    def options(self):
+        # A usage error exits 1 on every Twisted (see TwistdOptions).
+        from twisted_ws.twistd import TwistdOptions
+
+        return TwistdOptions
+
     def makeService(self, options):  # type: ignore[override]
         from twisted_ws.twistd import makeTwistdService
 

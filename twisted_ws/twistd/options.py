@@ -18,7 +18,7 @@ from twisted.python.reflect import namedAny
 from ..core.options import WebSocketOptions
 from ..protocol import WebSocketProtocol
 
-__all__ = ["Options", "loadProtocolClass", "MODES", "DEFAULT_LISTEN"]
+__all__ = ["Options", "TwistdOptions", "loadProtocolClass", "MODES", "DEFAULT_LISTEN"]
 
 MODES = ("echo", "broadcast", "bridge", "custom")
 DEFAULT_LISTEN = "tcp:8080"
@@ -297,6 +297,25 @@ class Options(usage.Options):
             raise usage.UsageError("--target is only used with --mode bridge")
         if self["redis"] is not None and mode != "broadcast":
             raise usage.UsageError("--redis is only used with --mode broadcast")
+
+
+class TwistdOptions(Options):
+    """
+    L{Options} as twistd's subcommand: a usage error exits with status 1.
+
+    twistd before Twisted 26.10 printed the usage and the error and then
+    exited 0, so a script or a service manager saw a broken command line
+    succeed.  This prints what twistd 26.10 prints and exits 1 on every
+    Twisted; L{Options} itself still raises C{UsageError} for callers.
+    """
+
+    def parseOptions(self, options: Any = None) -> None:
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as e:
+            print(self.parent if self.parent is not None else self)
+            print(f"{' '.join(sys.argv[0:2])}: {e}")
+            raise SystemExit(1) from None
 
 
 class _ParsingOnly:
