@@ -13,7 +13,7 @@ The twistd plugin (C{twisted/plugins/twisted_ws_plugin.py}) names this
 package, whose L{Options} twistd parses.
 """
 
-from .options import DEFAULT_LISTEN, MODES, Options, loadProtocolClass
+from .options import DEFAULT_LISTEN, MODES, Options, TwistdOptions, loadProtocolClass
 from .service import (
     EchoProtocol,
     StartupError,
@@ -26,6 +26,7 @@ from .tracking import ConnectionTracker, ServiceFactory
 
 __all__ = [
     "Options",
+    "TwistdOptions",
     "loadProtocolClass",
     "MODES",
     "DEFAULT_LISTEN",
