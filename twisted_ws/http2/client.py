@@ -57,7 +57,7 @@ from ..core.handshake import (
     Rejected,
 )
 from ..protocol import WebSocketProtocol
-from ..transport import setNoDelay
+from ..transport import IStreamTransport, setNoDelay
 from .stream import H2StreamTransport, IStreamOwner
 
 if TYPE_CHECKING:
@@ -107,6 +107,7 @@ class H2ClientProtocol(Protocol):
     """
 
     factory: WebSocketClientFactory
+    transport: IStreamTransport
 
     def __init__(self, factory: WebSocketClientFactory, addr: Any = None) -> None:
         self.factory = factory
@@ -200,7 +201,7 @@ class H2ClientProtocol(Protocol):
             self._event(event)
         self._flush()
 
-    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+    def connectionLost(self, reason: Failure | None = None) -> None:
         self._closing = True
         self._stopTimer()
         waiters, self._lostWaiters = self._lostWaiters or [], None
@@ -209,7 +210,7 @@ class H2ClientProtocol(Protocol):
         if self.stream is not None:
             stream, self.stream = self.stream, None
             if not stream.ended:
-                stream.connectionLost(reason)
+                stream.connectionLost(reason if reason is not None else Failure(error.ConnectionDone()))
             return
         if self._outcome.done:
             return
@@ -420,7 +421,7 @@ class H2ClientProtocol(Protocol):
         if self._h2 is None or self._closing:
             return 0
         try:
-            return self._h2.local_flow_control_window(streamID)  # type: ignore[no-any-return]
+            return self._h2.local_flow_control_window(streamID)
         except (H2Error, KeyError):
             return 0
 

@@ -39,6 +39,7 @@ import h2.exceptions
 import h2.settings
 from twisted.internet.error import ConnectionLost
 from twisted.internet.interfaces import ISSLTransport
+from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web._http2 import H2Connection
@@ -147,6 +148,9 @@ class WebSocketH2Connection(H2Connection):
     """
 
     maxWebSocketStreams = DEFAULT_MAX_WEBSOCKET_STREAMS
+    # Set by the Site (or _HTTPChannelProtocol) on every channel; Twisted
+    # does not declare it.
+    requestFactory: Any
 
     def __init__(self, reactor: Any = None, maxWebSocketStreams: int | None = None) -> None:
         super().__init__(reactor)
@@ -154,7 +158,7 @@ class WebSocketH2Connection(H2Connection):
             self.maxWebSocketStreams = maxWebSocketStreams
         # The setting must be in the first SETTINGS frame: initiate_connection
         # sends the acknowledged values, so set it as one of those.
-        current = dict(self.conn.local_settings.items())
+        current: dict[Any, int] = dict(self.conn.local_settings.items())
         current[h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL] = 1
         self.conn.local_settings = h2.settings.Settings(client=False, initial_values=current)
         self.webSocketStreams: dict[int, H2StreamTransport] = {}
@@ -253,7 +257,7 @@ class WebSocketH2Connection(H2Connection):
         if event.stream_id not in self.webSocketStreams:
             super()._handlePriorityUpdate(event)
 
-    def connectionLost(self, reason: Failure, _cancelTimeouts: bool = True) -> None:
+    def connectionLost(self, reason: Failure = connectionDone, _cancelTimeouts: bool = True) -> None:
         super().connectionLost(reason, _cancelTimeouts=_cancelTimeouts)
         for stream in list(self.webSocketStreams.values()):
             stream.connectionLost(reason)
@@ -553,7 +557,7 @@ class _HTTPChannelProtocol(_GenericHTTPChannelProtocol):
 
     def _switchToHTTP2(self, transport: Any) -> None:
         old = self._channel
-        networkProducer = old._networkProducer
+        networkProducer = old._networkProducer  # type: ignore[attr-defined]  # set by H2Connection.connectionMade, undeclared
         networkProducer.unregisterProducer()
         old.setTimeout(None)
         reactor = getattr(self._factory, "reactor", None)
@@ -562,11 +566,11 @@ class _HTTPChannelProtocol(_GenericHTTPChannelProtocol):
         channel.site = self._site
         channel.factory = self._factory
         channel.timeOut = self._timeOut
-        channel.callLater = self._callLater
+        channel.callLater = self._callLater  # type: ignore[method-assign, assignment]  # as Twisted does: the site's clock
         self._channel = channel
         channel.makeConnection(transport)
         networkProducer.registerProducer(channel, True)
-        self._negotiatedProtocol = b"h2"
+        self._negotiatedProtocol = b"h2"  # type: ignore[assignment]  # declared None in Twisted, set to the ALPN name
 
 
 def enableHTTP2WebSockets(site: Any, maxWebSocketStreams: int = DEFAULT_MAX_WEBSOCKET_STREAMS) -> Any:
