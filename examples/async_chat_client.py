@@ -14,7 +14,6 @@ connection ends otherwise.
 from __future__ import annotations
 
 import argparse
-import sys
 
 from twisted.internet import stdio, task
 from twisted.internet.defer import Deferred, DeferredQueue

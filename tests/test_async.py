@@ -17,7 +17,6 @@ from twisted.logger import capturedLogs
 from twisted.test.iosim import ConnectionCompleter
 
 from twisted_ws import ConnectionClosed, WebSocket, WebSocketServerFactory, connectWS
-from twisted_ws.core.closecodes import CloseCode
 from twisted_ws.core.frames import OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT
 from twisted_ws.runner import Waiter, runCoroutine
 from wshelpers import (

@@ -20,7 +20,6 @@ from twisted_ws.core.frames import FrameParser, Opcode
 from twisted_ws.http2.stream import CANCEL, H2StreamTransport, IStreamOwner
 from wshelpers import clientFrame
 
-
 # -- the stream transport against a recording owner ------------------------
 
 
@@ -148,8 +147,6 @@ def test_sendDeadlineAbortsBlockedStream():
     clock = Clock()
     stream = H2StreamTransport(owner, 1)
     p = serverProtocol(clock)
-    from twisted_ws import WebSocketOptions
-
     p.options = WebSocketOptions(writeTimeout=5)
     stream.attach(p)
     p.sendMessage(b"y" * 100, isText=False)
@@ -272,8 +269,13 @@ from twisted.web.resource import Resource  # noqa: E402
 from twisted.web.server import Site  # noqa: E402
 from twisted.web.static import Data  # noqa: E402
 
-from twisted_ws import PerMessageDeflate, Reject, WebSocketOptions, WebSocketResource  # noqa: E402
-from twisted_ws import WebSocketServerFactory  # noqa: E402
+from twisted_ws import (  # noqa: E402
+    PerMessageDeflate,
+    Reject,
+    WebSocketOptions,
+    WebSocketResource,
+    WebSocketServerFactory,
+)
 from twisted_ws.http2 import enableHTTP2WebSockets  # noqa: E402
 from twisted_ws.http2.server import PRIVATE_TWISTED_NAMES, WebSocketH2Connection  # noqa: E402
 
@@ -516,7 +518,7 @@ def test_peerThatGrantsNoWindowIsNotBufferedWithoutBound(clock):
 
 def test_windowGrantedResumesProducer(clock):
     client = H2Client(makeSite(clock), clock)
-    ws = client.connect()
+    client.connect()
     [server] = Echo.instances
     hose = Firehose(server)
     server.registerProducer(hose, True)

@@ -20,20 +20,21 @@ from h2.events import (
     WindowUpdated,
 )
 from h2.settings import SettingCodes, Settings
-from twisted.internet import error
 from OpenSSL import SSL
+from twisted.internet import error
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import CancelledError
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.ssl import CertificateOptions, PrivateCertificate
-from twisted.protocols.tls import TLSMemoryBIOFactory
-from twisted.test.iosim import ConnectionCompleter
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock, StringTransportWithDisconnection
+from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
+from twisted.test.iosim import ConnectionCompleter
 
 from twisted_ws import (
+    CertificateVerificationError,
     ClientPerMessageDeflate,
     HandshakeClosed,
     HTTP2NotSupported,
@@ -43,14 +44,13 @@ from twisted_ws import (
     WebSocketClientFactory,
     WebSocketHandshakeRejected,
     WebSocketOpenTimeout,
-    CertificateVerificationError,
     WebSocketProtocol,
     connectWS,
 )
-from wshelpers import failure, makeCertificate, memoryProxy, result
 from twisted_ws.core.handshake import H2ClientHandshake, negotiate, validateExtendedConnect
 from twisted_ws.core.options import WebSocketOptions
 from twisted_ws.http2.client import ALPN_H2, STREAM_WINDOW, H2ClientProtocol
+from wshelpers import failure, makeCertificate, memoryProxy, result
 
 ADDRESS = IPv4Address("TCP", "127.0.0.1", 443)
 
@@ -250,7 +250,7 @@ class Connection:
             self.toServer()
             if not self.toClient() and not self.transport.value():
                 return
-        raise AssertionError("still talking after %d rounds" % rounds)
+        raise AssertionError(f"still talking after {rounds} rounds")
 
     def protocol(self) -> Client:
         assert len(self.outcome) == 1, self.outcome

@@ -20,7 +20,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 # Written once, in twisted_ws/version.py (pyproject.toml reads it there).
-from .version import __version__
+from .version import __version__ as __version__  # the alias: a re-export
 
 if TYPE_CHECKING:
     from .apps.broadcast import BroadcastProtocol

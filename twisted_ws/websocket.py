@@ -14,8 +14,8 @@ echoes and replies go out in the order the callback API would send them.
 
 from __future__ import annotations
 
-from collections import deque
 import types
+from collections import deque
 from collections.abc import Awaitable, Generator
 from typing import TYPE_CHECKING, Any
 
