@@ -66,8 +66,8 @@ def test_nodeHttp2Client(h2Server: Server) -> None:
         [node, str(NODE_DIR / "h2_ws_client.js"), str(h2Server.port), "/ws", "hello", "z" * 70000, "bye"],
         capture_output=True, text=True, timeout=DEADLINE,
     )
+    assert out.returncode == 0, (out.stdout, out.stderr)
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert out.returncode == 0, (result, out.stderr)
     assert result["status"] == 200
     assert result["echoes"] == ["hello", "z" * 70000, "bye"]
     assert result["closeCode"] == 1000 and result["ended"] is True

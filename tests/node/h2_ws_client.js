@@ -9,7 +9,9 @@ const crypto = require('node:crypto');
 
 const [port, path, ...messages] = process.argv.slice(2);
 const result = { status: null, extensions: null, echoes: [], closeCode: null, ended: false };
-const done = (code) => { process.stdout.write(JSON.stringify(result) + '\n'); process.exit(code); };
+// Exit only once the line is written: a pipe takes 64 KiB at once, and
+// process.exit() drops what is still queued (the echoes here are larger).
+const done = (code) => { process.stdout.write(JSON.stringify(result) + '\n', () => process.exit(code)); };
 setTimeout(() => { result.error = 'timeout'; done(2); }, 15000).unref();
 
 function frame(opcode, payload) {

@@ -137,7 +137,7 @@ ws.on('close', (code, reason) => {
       pong,
       closeCode: code,
       closeReason: reason.toString(),
-    }) + '\n'
+    }) + '\n',
+    () => process.exit(0) // once written: process.exit() drops queued output
   );
-  process.exit(0);
 });
