@@ -380,10 +380,8 @@ def redisBus(**kwargs):
 
 
 def feed(clock, protocol, data: bytes) -> None:
-    """Hand Redis's bytes over; txredisapi parses a bulk reply's tail a turn later."""
+    """Hand Redis's bytes over: every reply in them is handled at once, no clock turn."""
     protocol.dataReceived(data)
-    for _ in range(100):
-        clock.advance(0)
 
 
 def envelope(sender: bytes, isText: bool, payload: bytes) -> bytes:
@@ -421,6 +419,116 @@ def test_redisBusPublishesSubscribesPerRoomAndDropsItsOwnMessages() -> None:
     assert sub.transport.value().endswith(command(b"SUBSCRIBE", b"twisted_ws:room:r"))
     hub.leave("r", b)
     assert sub.transport.value().endswith(command(b"UNSUBSCRIBE", b"twisted_ws:room:r"))
+
+
+def test_redisBusHandsTheHubEveryMessageOfOneReadInThatRead() -> None:
+    """
+    Messages arriving in one read are fanned out in that read (txredisapi's
+    parser gave one per reactor round, each its own write to every member),
+    however the bytes are split, exactly once and in order.
+    """
+    bus, clock, endpoint = redisBus()
+    hub = BroadcastHub(bus=bus)
+    bus.startService()
+    sub = endpoint.latest("subscribe")
+    a, b = connect(), connect()
+    hub.join("r", a)
+    hub.join("r", b)
+    texts = [f"m{i}" * (i + 1) for i in range(16)]
+    read = b"*3\r\n$9\r\nsubscribe\r\n$17\r\ntwisted_ws:room:r\r\n:1\r\n" + b"".join(
+        resp(b"message", b"twisted_ws:room:r", envelope(b"XX" * 4, True, t.encode())) for t in texts
+    )
+    sub.dataReceived(read)  # no clock turn
+    for m in (a, b):
+        assert frames(m) == [(OP_TEXT, t) for t in texts]
+    assert bus.received == 16
+
+    # The same bytes split at every place: each message once, in order.
+    for cut in range(1, len(read)):
+        bus2, _, endpoint2 = redisBus()
+        got = []
+        bus2.attach(lambda room, isText, payload, got=got: got.append(payload.decode()))
+        bus2.startService()
+        sub2 = endpoint2.latest("subscribe")
+        sub2.dataReceived(read[:cut])
+        sub2.dataReceived(read[cut:])
+        assert got == texts, cut
+
+
+def test_redisBusReadsALargeMessageArrivingInManyReads() -> None:
+    bus, clock, endpoint = redisBus()
+    got = []
+    bus.attach(lambda room, isText, payload: got.append(payload))
+    bus.startService()
+    sub = endpoint.latest("subscribe")
+    big = bytes(range(256)) * 4096  # 1 MiB
+    data = resp(b"message", b"twisted_ws:room:r", envelope(b"XX" * 4, False, big)) + resp(
+        b"message", b"twisted_ws:room:r", envelope(b"XX" * 4, False, b"after")
+    )
+    for i in range(0, len(data), 65536):
+        assert not got
+        sub.dataReceived(data[i : i + 65536])
+    assert got == [big, b"after"]
+
+
+def test_redisBusDropsALinkThatSendsSomethingNotRESPAndComesBack() -> None:
+    bus, clock, endpoint = redisBus(initialDelay=0.5)
+    hub = BroadcastHub(bus=bus)
+    bus.startService()
+    hub.join("r", connect())
+    sub = endpoint.latest("subscribe")
+    for junk in (b"?what\r\n", b"$abc\r\n", b"*1\r\n$3\r\nabcdef\r\n", b"x" * 70000, b"*1\r\n" * 9 + b":1\r\n"):
+        sub = endpoint.latest("subscribe")
+        with capturedLogs() as events:
+            sub.dataReceived(junk)
+        assert sub.transport.disconnecting, junk
+        sub.connectionLost(Failure(ConnectionDone()))
+        assert [formatEvent(e) for e in events if e.get("log_level").name == "error"][0].startswith(
+            "Redis subscribe link to redis://127.0.0.1:6379/0: "
+        )
+        assert not bus.connected
+        clock.advance(0.5)
+        assert bus.connected
+        assert endpoint.latest("subscribe").transport.value() == command(b"SUBSCRIBE", b"twisted_ws:room:r")
+
+
+def test_redisBusRepliesOfEveryKindReachTheirCommands() -> None:
+    bus, clock, endpoint = redisBus()
+    bus.startService()
+    pub = endpoint.latest("publish")
+    results = []
+    for _ in range(4):
+        pub.publish(b"c", b"x").addBoth(results.append)
+    pub.dataReceived(b":3\r\n-ERR no\r\n+OK\r\n$-1\r\n")
+    assert results[0] == 3 and results[2] == "OK" and results[3] is None
+    assert str(results[1].value) == "ERR no"
+    # A failed publish is counted.
+    hub = BroadcastHub(bus=bus)
+    hub.publish("r", "x")
+    with capturedLogs():
+        pub.dataReceived(b"-NOPERM no\r\n")
+    assert bus.publishFailures == 1
+
+
+def test_redisBusKeepsDeliveringAfterOneMessageFails() -> None:
+    bus, clock, endpoint = redisBus()
+    got = []
+
+    def deliver(room, isText, payload):
+        if payload == b"bad":
+            raise RuntimeError("a bug")
+        got.append(payload)
+
+    bus.attach(deliver)
+    bus.startService()
+    sub = endpoint.latest("subscribe")
+    with capturedLogs() as events:
+        sub.dataReceived(
+            b"".join(resp(b"message", b"twisted_ws:room:r", envelope(b"XX" * 4, False, p)) for p in (b"1", b"bad", b"2"))
+        )
+    assert got == [b"1", b"2"]
+    assert any(e.get("log_failure") is not None for e in events)
+    assert not sub.transport.disconnecting
 
 
 def test_redisBusReconnectsWithCappedBackoffAndSubscribesEveryRoomAgain() -> None:

@@ -111,6 +111,37 @@ class RedisBusTests(TestCase):
         yield waitFor(lambda: self.redis.subscribers("twisted_ws:room:room") == 1, "an unsubscription")
 
     @inlineCallbacks
+    def test_aBurstReachesTheHubInTheReadsItArrivedIn(self):
+        """
+        Every message is handed to the hub inside the read that brought it
+        (none a reactor round later), so a burst from Redis arrives several
+        messages per read, which a member's transport then sends together.
+        """
+        yield waitFor(self.connected, "both buses to connect")
+        hubA, hubB = self.hubs
+        b1 = member()
+        hubB.join("room", b1)
+        yield waitFor(lambda: self.redis.subscribers("twisted_ws:room:room") == 1, "the subscription")
+        busB = self.buses[1]
+        sub = busB._subscriber.protocol
+        perRead: list[int] = []  # messages handed to hub B during each read
+        original = sub.dataReceived
+
+        def dataReceived(data, *more):
+            before = busB.received
+            original(data, *more)
+            perRead.append(busB.received - before)
+
+        sub.dataReceived = dataReceived
+        for i in range(500):
+            hubA.publish("room", f"burst {i:04d} " + "x" * 80)
+        yield waitFor(lambda: len(b1.received()) >= 500, "500 messages")
+        yield deferLater(reactor, 0.3, lambda: None)  # room for a duplicate to show up
+        assert b1.received() == [f"burst {i:04d} " + "x" * 80 for i in range(500)]
+        # (txredisapi handed one per reactor round, through a callLater(0).)
+        assert max(perRead) > 1, perRead
+
+    @inlineCallbacks
     def test_redisStopsAndStartsAgainMidRun(self):
         yield waitFor(self.connected, "both buses to connect")
         hubA, hubB = self.hubs
