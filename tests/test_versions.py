@@ -113,3 +113,26 @@ def test_newestEntryPinsNothing() -> None:
 
 def test_ciRunsTheMatrix() -> None:
     assert ".ci/versions.toml" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_documentedFloorsAreTheMatrix() -> None:
+    """
+    The README's table and the docs' page give every floor the matrix
+    proves: each name with its version on the same line (the README's
+    table) or the next (the docs' list-table).
+    """
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("## Supported versions"):]
+    table = table[: table.index("\n## ", 1)]
+    page = (ROOT / "docs" / "reference" / "versions.rst").read_text()
+    floors = {"python": matrix()["oldest"]["python"]}
+    floors.update((name, str(version)) for name, version in oldestPins().items())
+    for text, where in [(table, "README.md"), (page, "docs/reference/versions.rst")]:
+        lines = text.lower().splitlines()
+        pairs = list(zip(lines, lines[1:] + [""]))
+        for name, version in floors.items():
+            spellings = {name, name.replace("-", "_"), name.replace("-", ".")}
+            assert any(
+                any(s in line for s in spellings) and version in line + nextLine
+                for line, nextLine in pairs
+            ), (where, name, version)
