@@ -645,7 +645,7 @@ def test_exactlyFragmentSizeIsOneFrame():
 
 
 def test_pauseWritingMidMessage():
-    e = Endpoint(fragmentSize=64 * 1024)
+    e = Endpoint(fragmentSize=64 * 1024, writeSize=64 * 1024)
     conn = e.conn
 
     def write(data):
@@ -681,6 +681,59 @@ def test_pauseWritingMidMessage():
     assert b"".join(p for op, _, _, p in frames if op in (OP_BINARY, OP_CONTINUATION)) == payload
     assert frames[-1][3] == b"after"
     assert conn.bufferedAmount == 0
+
+
+def test_largeMessageWrittenSeveralFragmentsPerWrite():
+    """
+    Up to writeSize of payload goes into each write, as whole fragments of
+    fragmentSize: fewer writes (Twisted spends a reactor turn on each), same
+    frames on the wire, and a Pong still goes out between two writes.
+    """
+    e = Endpoint(fragmentSize=64 * 1024, writeSize=128 * 1024)
+    conn = e.conn
+
+    def write(data):
+        e.written.append(data)
+        if len(data) > 1000:
+            conn.pauseWriting()  # each write of data fills the transport
+
+    conn._write = write
+    payload = os.urandom(300 * 1024)
+    conn.sendMessage(payload)
+    assert len(e.written) == 1
+    assert conn.bufferedAmount == 300 * 1024 - 128 * 1024
+    e.recv(e.frame(OP_PING, b"hb"))
+    conn.resumeWriting()
+    assert len(e.written) == 3  # the Pong, then the next two fragments
+    conn.resumeWriting()
+    assert len(e.written) == 4
+    assert conn.bufferedAmount == 0
+    frames = e.sentFrames()
+    assert [(op, fin, len(p)) for op, fin, _, p in frames] == [
+        (OP_BINARY, False, 65536),
+        (OP_CONTINUATION, False, 65536),
+        (OP_PONG, True, 2),
+        (OP_CONTINUATION, False, 65536),
+        (OP_CONTINUATION, False, 65536),
+        (OP_CONTINUATION, True, 300 * 1024 - 4 * 65536),
+    ]
+    assert b"".join(p for op, _, _, p in frames if op != OP_PONG) == payload
+
+
+def test_clientLargeMessageEachFragmentMaskedWithItsOwnKey():
+    keys = iter([b"\x01\x02\x03\x04", b"\x05\x06\x07\x08", b"\x09\x0a\x0b\x0c"])
+    e = Endpoint(isClient=True, fragmentSize=4, writeSize=1024, maskKey=lambda n: next(keys))
+    e.conn.sendMessage(b"abcdefghij")
+    assert len(e.written) == 1
+    frames = e.sentFrames()
+    assert [(op, fin, p) for op, fin, _, p in frames] == [
+        (OP_BINARY, False, b"abcd"),
+        (OP_CONTINUATION, False, b"efgh"),
+        (OP_CONTINUATION, True, b"ij"),
+    ]
+    assert [e.written[0][i : i + 4] for i in (2, 2 + 8 + 2, 2 + 16 + 4)] == [
+        b"\x01\x02\x03\x04", b"\x05\x06\x07\x08", b"\x09\x0a\x0b\x0c"
+    ]
 
 
 def test_sendWhilePausedQueues():

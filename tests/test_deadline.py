@@ -15,6 +15,7 @@ from twisted.internet.task import Clock
 from twisted.logger import capturedLogs, formatEvent
 
 from twisted_ws import WebSocketClientFactory, WebSocketProtocol, WebSocketServerFactory
+from twisted_ws.core.connection import WRITE_SIZE
 from twisted_ws.core.frames import OP_CLOSE, OP_PING, OP_PONG, FrameParser
 from twisted_ws.core.options import WebSocketOptions
 from twisted_ws.twistd import Options
@@ -184,7 +185,8 @@ def test_slowButSteadyReaderIsNotCutOff():
     the deadline, even though the queue refills the transport at once.
     """
     app, transport, clock = openServer(writeTimeout=5, closeTimeout=None, fragmentSize=1000)
-    app.sendMessage(b"s" * 200_000)
+    # Several writes of the core's WRITE_SIZE: the rest waits each time.
+    app.sendMessage(b"s" * (3 * WRITE_SIZE + 1000))
     assert app.bufferedAmount > 0
     for _ in range(100):
         clock.advance(4)

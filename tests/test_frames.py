@@ -29,6 +29,7 @@ from twisted_ws.core.frames import (
     WHOLE,
     FrameParser,
     buildFrameHeader,
+    serializeFragments,
     serializeFrame,
 )
 
@@ -578,3 +579,32 @@ def test_gatherAboveLimitComesInPieces(monkeypatch):
     stream = serializeFrame(OP_BINARY, b"b" * 1000, maskKey=key())
     pieces = parser.feed(stream[:500]) + parser.feed(stream[500:])
     assert [p[4] for p in pieces] == [START, END]
+
+
+# -- several fragments serialised into one buffer ----------------------------
+
+
+def test_serializeFragmentsMatchesFrameByFrame():
+    payload = bytes(range(256)) * 40  # 10,240 bytes
+    out = serializeFragments(OP_TEXT, payload, 1000, 9000, 3000, fin=True, rsv=RSV1)
+    assert out == (
+        serializeFrame(OP_TEXT, payload[1000:4000], fin=False, rsv=RSV1)
+        + serializeFrame(OP_CONTINUATION, payload[4000:7000], fin=False)
+        + serializeFrame(OP_CONTINUATION, payload[7000:9000], fin=False)
+    ), "stops before the payload's end: no frame is final"
+    tail = serializeFragments(OP_CONTINUATION, payload, 9000, len(payload), 3000, fin=True)
+    assert tail == serializeFrame(OP_CONTINUATION, payload[9000:], fin=True)
+
+
+def test_serializeFragmentsOneFrameAndEmpty():
+    assert serializeFragments(OP_BINARY, b"abc", 0, 3, None) == serializeFrame(OP_BINARY, b"abc")
+    assert serializeFragments(OP_BINARY, b"", 0, 0, 10) == serializeFrame(OP_BINARY, b"")
+    assert serializeFragments(OP_BINARY, b"", 0, 0, None) == serializeFrame(OP_BINARY, b"")
+
+
+def test_serializeFragmentsMasksEachFrameWithItsOwnKey():
+    keys = iter([b"\x01\x02\x03\x04", b"\xf0\xf1\xf2\xf3"])
+    out = serializeFragments(OP_BINARY, b"abcdef", 0, 6, 4, maskKey=lambda n: next(keys))
+    assert out == serializeFrame(OP_BINARY, b"abcd", False, maskKey=b"\x01\x02\x03\x04") + serializeFrame(
+        OP_CONTINUATION, b"ef", maskKey=b"\xf0\xf1\xf2\xf3"
+    )

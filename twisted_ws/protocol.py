@@ -32,7 +32,7 @@ from .errors import ConnectionClosed
 from .observer import Traffic
 from .readgate import ReadGate
 from .timers import Timer, TimerService, timersFor
-from .transport import IStreamTransport, setNoDelay, transportBacklog
+from .transport import IStreamTransport, transportBacklog, tuneForFrames
 from .writer import MessageWriter
 
 if TYPE_CHECKING:
@@ -142,7 +142,7 @@ class WebSocketProtocol(Protocol):
             self._matchPong, self._closeStarted, self._closeTransport
         )  # fmt: skip
         self._readGate = ReadGate(transport)
-        setNoDelay(transport)
+        tuneForFrames(transport)
         transport.registerProducer(self, True)
         if options.pingInterval:
             self._pingTimer = timers.callLater(options.pingInterval, self._sendKeepalive)

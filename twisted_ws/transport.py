@@ -9,7 +9,12 @@ from typing import Any
 
 from twisted.internet.interfaces import IConsumer, IPushProducer, ITCPTransport
 
-__all__ = ["IStreamTransport", "setNoDelay", "transportBacklog", "peerCertificate"]
+from .core.connection import WRITE_SIZE
+
+__all__ = [
+    "IStreamTransport", "setNoDelay", "raiseSendLimit", "tuneForFrames", "transportBacklog",
+    "peerCertificate",
+]  # fmt: skip
 
 
 class IStreamTransport(ITCPTransport, IConsumer, IPushProducer):
@@ -35,6 +40,27 @@ def setNoDelay(transport: Any) -> None:
             setter(True)
         except (OSError, AttributeError, NotImplementedError):
             pass
+
+
+def raiseSendLimit(transport: Any, size: int = WRITE_SIZE + WRITE_SIZE // 8) -> None:
+    """
+    Let a socket transport hand up to C{size} bytes to one send() instead of
+    Twisted's 128 KiB (its C{SEND_LIMIT}), so that a write of the core (up to
+    C{WRITE_SIZE} of payload and the frame headers) leaves in one reactor
+    turn.  Transports without that attribute (TLS, HTTP/2 streams) are left
+    alone.
+    """
+    # Looked up on the class: a TLS wrapper forwards unknown attributes to
+    # the TCP transport beneath, where setting it here would not reach.
+    limit = getattr(type(transport), "SEND_LIMIT", None)
+    if isinstance(limit, int) and limit < size:
+        transport.SEND_LIMIT = size
+
+
+def tuneForFrames(transport: Any) -> None:
+    """Tune an open WebSocket's transport: no Nagle, one send() per write of the core."""
+    setNoDelay(transport)
+    raiseSendLimit(transport)
 
 
 def transportBacklog(transport: Any) -> int | None:

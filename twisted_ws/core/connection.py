@@ -16,10 +16,10 @@ handshake is over: the server closes TCP now, the client waits for the
 server to, RFC 6455 §7.1.1).  When the transport is gone, L{connectionLost}
 says how the connection ended.
 
-Outgoing data messages larger than C{fragmentSize} are cut into fragments
-and written while the transport accepts data: when the Twisted layer calls
-L{WebSocketConnection.pauseWriting} (its transport's buffer is full) the rest
-waits in a queue, and pongs and Closes can still go out between fragments.
+Outgoing data messages larger than C{fragmentSize} are cut into fragments,
+written (C{writeSize} of them per write) while the transport accepts data:
+when the Twisted layer calls L{WebSocketConnection.pauseWriting} (its
+transport is full) the rest waits, and pongs and Closes go out between writes.
 While paused, pings are answered by one held Pong carrying the most recent
 ping's payload (RFC 6455 §5.5.3), so a peer flooding pings without reading
 cannot make anything grow.
@@ -47,13 +47,19 @@ from .frames import (
     WHOLE,
     FrameParser,
     buildFrameHeader,
+    serializeFragments,
 )
 from .masking import mask
 
 #: The queue's mark for a message framed by the caller (see sendFramedMessage).
 _FRAMED = -1
 
-__all__ = ["ConnectionHandler", "State", "WebSocketConnection"]
+#: Payload bytes of fragments per write: Twisted costs a reactor turn, a send(), a pause
+#: and a resume per write.  256 KiB writes of 64 KiB frames cut the CPU of a 16 MiB echo by
+#: a third; 1 MiB writes were worse for 1 MiB messages (malloc unmapped and refaulted them).
+WRITE_SIZE = 256 * 1024
+
+__all__ = ["WRITE_SIZE", "ConnectionHandler", "State", "WebSocketConnection"]
 
 
 class State(enum.Enum):
@@ -111,7 +117,7 @@ class WebSocketConnection:
     __slots__ = (
         # configuration and callbacks
         "handler", "pongWatcher", "closeStarted", "closeTransport",
-        "isClient", "maxMessageSize", "fragmentSize", "streaming",
+        "isClient", "maxMessageSize", "fragmentSize", "writeSize", "streaming",
         "_write", "_parser", "_extensions", "_maskKey", "_assembler",
         # lifecycle
         "state", "closeSent", "peerClose", "failure", "_startedByPeer", "_aborted", "_told",
@@ -133,6 +139,7 @@ class WebSocketConnection:
         extensions: Sequence[Extension] = (),
         streaming: bool = False,
         maskKey: Callable[[int], bytes] = os.urandom,
+        writeSize: int = WRITE_SIZE,
     ) -> None:
         self.handler = handler
         #: Called with each Pong's payload before the handler (the Twisted
@@ -142,6 +149,7 @@ class WebSocketConnection:
         self.isClient = isClient
         self.maxMessageSize = maxMessageSize
         self.fragmentSize = fragmentSize
+        self.writeSize = writeSize
         self.streaming = streaming
         self._extensions = list(extensions)
         allowedRsv = 0
@@ -442,21 +450,15 @@ class WebSocketConnection:
                 self._queuedBytes -= len(payload)
                 self._emit(payload)
                 continue
-            remaining = len(payload) - offset
-            if size is None or remaining <= size:
+            total = len(payload)
+            stop = total if size is None else min(total, offset + size * max(1, self.writeSize // size))
+            if stop == total:
                 queue.popleft()
-                chunk = memoryview(payload)[offset:] if offset else payload
-                last = fin
             else:
-                # A view, not a slice: the fragment is copied once, into
-                # the frame written.
-                chunk = memoryview(payload)[offset : offset + size]
-                entry[0] = OP_CONTINUATION
-                entry[1] = 0
-                entry[3] = offset + size
-                last = False
-            self._queuedBytes -= len(chunk)
-            self._writeFrame(opcode, chunk, last, rsv)
+                entry[0], entry[1], entry[3] = OP_CONTINUATION, 0, stop
+            self._queuedBytes -= stop - offset
+            key = self._maskKey if self.isClient else None
+            self._emit(serializeFragments(opcode, payload, offset, stop, size, fin, rsv, key))
 
     def _writeFrame(self, opcode: int, payload: bytes | memoryview, fin: bool = True, rsv: int = 0) -> None:
         if self.isClient:

@@ -15,6 +15,7 @@ on the header so an oversized message is refused before its payload arrives.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from enum import IntEnum
 
 from .closecodes import CloseCode
@@ -39,6 +40,7 @@ __all__ = [
     "MAX_CONTROL_PAYLOAD",
     "buildFrameHeader",
     "serializeFrame",
+    "serializeFragments",
     "FrameParser",
 ]
 
@@ -129,6 +131,43 @@ def serializeFrame(
             raise ValueError("a mask key has 4 bytes")
         payload = mask(payload, maskKey)
     return buildFrameHeader(opcode, len(payload), fin, rsv, maskKey) + payload
+
+
+def serializeFragments(
+    opcode: int,
+    payload: bytes,
+    start: int,
+    stop: int,
+    size: int | None,
+    fin: bool = True,
+    rsv: int = 0,
+    maskKey: Callable[[int], bytes] | None = None,
+) -> bytes:
+    """
+    Serialise C{payload[start:stop]} as consecutive frames of at most
+    C{size} bytes (C{None}: one frame) into one buffer, so that each payload
+    byte is copied once (no slices, no frame by frame joins).  The first has
+    C{opcode} and C{rsv}, the others are continuations; C{fin} is set on a
+    frame that ends the payload.  A client passes C{maskKey}, called for a
+    fresh key per frame.
+    """
+    view = memoryview(payload)
+    parts: list[bytes | memoryview] = []
+    total = len(payload)
+    step = size or stop - start or 1
+    # At least one frame: an empty message is one empty frame.
+    for offset in range(start, max(stop, start + 1), step):
+        chunk = view[offset : min(offset + step, stop)]
+        last = fin and offset + len(chunk) >= total
+        if maskKey is None:
+            parts.append(buildFrameHeader(opcode, len(chunk), last, rsv))
+            parts.append(chunk)
+        else:
+            key = maskKey(4)
+            parts.append(buildFrameHeader(opcode, len(chunk), last, rsv, key))
+            parts.append(mask(chunk, key))
+        opcode, rsv = OP_CONTINUATION, 0
+    return b"".join(parts)
 
 
 class FrameParser:
