@@ -56,7 +56,7 @@ from ..core.handshake import (
     validateExtendedConnect,
 )
 from ..protocol import WebSocketProtocol
-from ..server.accepthook import PendingHandshake
+from ..server.accepthook import WebRequestHandshake
 from ..server.factory import WebSocketServerFactory
 from ..transport import peerCertificate
 from .stream import H2StreamTransport, IStreamOwner
@@ -474,7 +474,7 @@ def _sendRefusal(request: Any, rejected: Rejected) -> None:
     request.finish()
 
 
-class _StreamHandshake(PendingHandshake):
+class _StreamHandshake(WebRequestHandshake):
     """One extended CONNECT between the accept hook's call and its answer."""
 
     #: Response headers of the twisted.web request that the 200 does not
@@ -492,20 +492,6 @@ class _StreamHandshake(PendingHandshake):
         self.request = request
         self.channel = channel
         self.handshake = handshake
-
-    def start(self) -> None:
-        self._startTimer()
-        self.request.notifyFinish().addErrback(self._connectionLost)
-        request = self.handshake.request
-        assert request is not None
-        self._askApplication(request)
-
-    def _connectionLost(self, failure: Failure) -> None:
-        if not self._done:
-            self._abandon()
-
-    def _peer(self) -> Any:
-        return self.request.getClientAddress()
 
     def _sendRefusal(self, rejected: Rejected) -> None:
         _sendRefusal(self.request, rejected)

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from ..protocol import WebSocketProtocol
     from .factory import WebSocketServerFactory
 
-__all__ = ["AcceptHook", "resolveDecision", "runAcceptHook", "PendingHandshake"]
+__all__ = [
+    "AcceptHook", "resolveDecision", "runAcceptHook", "PendingHandshake", "WebRequestHandshake"]
 
 _log = Logger()
 
@@ -196,3 +197,32 @@ class PendingHandshake:
         d, self._decision = self._decision, None
         if d is not None:
             d.cancel()
+
+
+class WebRequestHandshake(PendingHandshake):
+    """
+    A L{PendingHandshake} whose request came through twisted.web (an HTTP/1.1
+    upgrade to a L{WebSocketResource}, or an HTTP/2 extended CONNECT): the
+    web request gives the peer, and its end while the hook decides abandons
+    the handshake.  Subclasses set C{request} and provide the refusal and
+    the switch.
+    """
+
+    request: Any
+
+    def start(self) -> None:
+        """Start the open timeout and ask the application."""
+        self._startTimer()
+        self.request.notifyFinish().addErrback(self._requestEnded)
+        request = self.handshake.request
+        assert request is not None
+        self._askApplication(request)
+
+    def _requestEnded(self, failure: Failure) -> None:
+        # The client went away while the hook was deciding.
+        if not self._done:
+            self._abandon()
+
+    def _peer(self) -> Any:
+        return self.request.getClientAddress()
+

@@ -26,7 +26,6 @@ from http import HTTPStatus
 from typing import Any, cast
 
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource, getChildForRequest
@@ -45,7 +44,7 @@ from ..core.http import Headers, RequestHead
 from ..handoff import handOff
 from ..protocol import WebSocketProtocol
 from ..transport import IStreamTransport, peerCertificate
-from .accepthook import PendingHandshake
+from .accepthook import WebRequestHandshake
 from .factory import WebSocketServerFactory
 
 __all__ = ["WebSocketResource"]
@@ -248,7 +247,7 @@ class WebSocketResource(Resource):
         return handshake
 
 
-class _Upgrade(PendingHandshake):
+class _Upgrade(WebRequestHandshake):
     """
     One upgrade request between the accept hook's call and its answer, then
     the switch itself.
@@ -267,21 +266,6 @@ class _Upgrade(PendingHandshake):
         self.channel = channel
         self.holder = holder
         self.handshake = handshake
-
-    def start(self) -> None:
-        self._startTimer()
-        self.request.notifyFinish().addErrback(self._connectionLost)
-        request = self.handshake.request
-        assert request is not None
-        self._askApplication(request)
-
-    def _connectionLost(self, failure: Failure) -> None:
-        # The client went away while the hook was deciding.
-        if not self._done:
-            self._abandon()
-
-    def _peer(self) -> Any:
-        return self.request.getClientAddress()
 
     def _sendRefusal(self, rejected: Rejected) -> None:
         request = self.request
