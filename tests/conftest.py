@@ -59,6 +59,32 @@ def pytest_collection_modifyitems(config, items):
         )
 
 
+@pytest.fixture(autouse=True)
+def _logicTestsLeaveTheReactorAlone(request: pytest.FixtureRequest):
+    """
+    A logic-tier test must not schedule anything on the global reactor (a
+    factory built without C{clock=} times its connections there): what it
+    leaves behind would fire during, or dirty, a later interop test.
+    """
+    yield
+    if isInteropFile(request.node.path) or "twisted.internet.reactor" not in sys.modules:
+        return
+    from twisted.internet import reactor
+
+    left = [call for call in reactor.getDelayedCalls() if call.active()]
+    ours = [call for call in left if _isOurs(call.func)]
+    for call in left:  # Twisted's own too (its plain H2Connection uses the global reactor)
+        call.cancel()
+    assert not ours, f"left on the global reactor (give the factory clock=Clock()): {ours}"
+
+
+def _isOurs(func) -> bool:
+    """Whether a delayed call's function is twisted_ws code (a timer service, a protocol...)."""
+    owner = getattr(func, "__self__", None)
+    module = getattr(type(owner) if owner is not None else func, "__module__", "") or ""
+    return module.startswith("twisted_ws")
+
+
 # -- twistd as a subprocess (interop tier) ---------------------------------------
 
 

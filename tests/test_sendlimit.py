@@ -6,6 +6,7 @@ turn; a WebSocket connection raises it to fit one write of the core.
 from __future__ import annotations
 
 from twisted.internet import tcp
+from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 from twisted_ws import WebSocketProtocol, WebSocketServerFactory
@@ -60,7 +61,7 @@ def test_transportsWithoutItAreLeftAlone():
 
 
 def test_openConnectionFitsOneWriteInOneSend():
-    factory = WebSocketServerFactory(WebSocketProtocol, extensions=[])
+    factory = WebSocketServerFactory(WebSocketProtocol, extensions=[], clock=Clock())
     transport = SocketLike()
     app = openedServer(factory, transport)
     assert isinstance(app, WebSocketProtocol)
