@@ -111,11 +111,11 @@ def _serve(factory, request: bytes):
     from twisted.internet.address import IPv4Address
     from twisted.internet.testing import StringTransport
 
-    peer = IPv4Address("TCP", "10.0.0.7", 50000)
+    peer = IPv4Address("TCP", "203.0.113.7", 50000)
     if hasattr(factory, "timeOut"):
         factory.timeOut = None  # a Site's idle timer would run on the real reactor
     protocol = factory.buildProtocol(peer)
-    transport = StringTransport(peerAddress=peer, hostAddress=IPv4Address("TCP", "10.0.0.1", 80))
+    transport = StringTransport(peerAddress=peer, hostAddress=IPv4Address("TCP", "203.0.113.1", 80))
     transport.protocol = protocol  # where the WebSocket resource finds the channel
     protocol.makeConnection(transport)
     protocol.dataReceived(request)
@@ -204,7 +204,7 @@ def test_refusedMalformedHandshakeLogsNoNone() -> None:
     factory = ServiceFactory(EchoProtocol, svc, clock=clock)
     lines = _captureLog(lambda: _serve(factory, upgradeRequest("/chat").replace(b"Version: 13", b"Version: 8")))
     rejected = [line for line in lines if line.startswith("WebSocket rejected")]
-    assert rejected == [rejected[0]] and rejected[0].startswith("WebSocket rejected: 10.0.0.7:50000 - 426 "), lines
+    assert rejected == [rejected[0]] and rejected[0].startswith("WebSocket rejected: 203.0.113.7:50000 - 426 "), lines
     assert "None" not in rejected[0]
 
 
@@ -284,12 +284,12 @@ def _logicService(protocol=EchoProtocol, stopTimeout: float = 5.0, **kwargs):
 
 def _open(factory, clock, path: str = "/", port: int = 50000, extra: str = ""):
     """Connect a L{_Peer} to C{factory} over iosim and send an upgrade request."""
-    address = IPv4Address("TCP", "10.0.0.7", port)
+    address = IPv4Address("TCP", "203.0.113.7", port)
     server = factory.buildProtocol(address)
     peer = _Peer()
     pump = iosim.connect(
         server,
-        iosim.FakeTransport(server, True, IPv4Address("TCP", "10.0.0.1", 80), address),
+        iosim.FakeTransport(server, True, IPv4Address("TCP", "203.0.113.1", 80), address),
         peer,
         iosim.FakeTransport(peer, False),
         greet=False,
@@ -384,10 +384,10 @@ def test_openAndCloseAreLoggedWithPeerPathCodeAndReason() -> None:
 
     lines = _captureLog(talk)
     assert lines == [
-        f"WebSocket open: 10.0.0.7:50000 /chat (subprotocol {CHAT_SUBPROTOCOL})",
-        "WebSocket closed: 10.0.0.7:50000 /chat code=4001 reason='bye now' clean=True by=peer sent=4001",
-        "WebSocket open: 10.0.0.7:50001 /other",
-        "WebSocket closed: 10.0.0.7:50001 /other code=1000 reason='' clean=True by=server sent=1000",
+        f"WebSocket open: 203.0.113.7:50000 /chat (subprotocol {CHAT_SUBPROTOCOL})",
+        "WebSocket closed: 203.0.113.7:50000 /chat code=4001 reason='bye now' clean=True by=peer sent=4001",
+        "WebSocket open: 203.0.113.7:50001 /other",
+        "WebSocket closed: 203.0.113.7:50001 /other code=1000 reason='' clean=True by=server sent=1000",
     ], lines
 
 
@@ -397,7 +397,7 @@ def test_maxConnectionsRefusesWith503() -> None:
     _open(factory, clock, "/", 50001)
     lines = _captureLog(lambda: _open(factory, clock, "/full", 50002))
     assert len(svc.connections) == 2
-    assert lines == ["WebSocket rejected: 10.0.0.7:50002 /full 503 too many connections, try again later"]
+    assert lines == ["WebSocket rejected: 203.0.113.7:50002 /full 503 too many connections, try again later"]
     assert svc.stats.rejected == 1
     assert svc.stats.rejectedByStatus == {503: 1}
     # One leaves: there is room again.
