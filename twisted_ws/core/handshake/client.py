@@ -29,7 +29,7 @@ from twisted_ws.core.handshake.response import validateResponse
 from twisted_ws.core.http import Headers, HeadParser, ResponseHead, formatRequest
 from twisted_ws.core.options import WebSocketOptions
 
-__all__ = ["ClientState", "ClientHandshake"]
+__all__ = ["ClientState", "ClientHandshake", "invalidAnswer"]
 
 
 class ClientState(Enum):
@@ -42,6 +42,15 @@ class ClientState(Enum):
     ACCEPTED = "accepted"
     REJECTED = "rejected"
     FAILED = "failed"
+
+
+def invalidAnswer(error: HandshakeError | ValueError) -> InvalidServerResponse:
+    """
+    The client's error for an accepting answer (101, or 200 over HTTP/2)
+    that breaks the terms offered: a wrong accept key, a subprotocol or an
+    extension that was not offered, or extension parameters refused.
+    """
+    return InvalidServerResponse(error.reason if isinstance(error, HandshakeError) else str(error))
 
 
 class ClientHandshake:
@@ -181,8 +190,7 @@ class ClientHandshake:
             )
             extensions = acceptClientExtensions(response.extensions, self.extensionFactories)
         except (HandshakeError, ValueError) as e:
-            reason = e.reason if isinstance(e, HandshakeError) else str(e)
-            return self._fail(InvalidServerResponse(reason))
+            return self._fail(invalidAnswer(e))
         self.state = ClientState.ACCEPTED
         return Accepted(
             request=self.request,

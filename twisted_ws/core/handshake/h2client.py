@@ -29,7 +29,7 @@ from twisted_ws.core.extensions import (
     formatExtensionHeader,
 )
 from twisted_ws.core.handshake.body import MAX_REFUSAL_BODY
-from twisted_ws.core.handshake.client import ClientState
+from twisted_ws.core.handshake.client import ClientState, invalidAnswer
 from twisted_ws.core.handshake.outcomes import Accepted, Failed, Rejected
 from twisted_ws.core.handshake.request import HandshakeRequest, checkExtraHeaders
 from twisted_ws.core.handshake.response import HandshakeResponse, checkAcceptedTerms
@@ -199,8 +199,7 @@ class H2ClientHandshake:
             )
             extensions = acceptClientExtensions(offers, self.extensionFactories)
         except (HandshakeError, ValueError) as e:
-            reason = e.reason if isinstance(e, HandshakeError) else str(e)
-            return self._fail(InvalidServerResponse(reason))
+            return self._fail(invalidAnswer(e))
         self.state = ClientState.ACCEPTED
         return Accepted(
             request=self.request,
