@@ -20,8 +20,10 @@ from twisted.python.failure import Failure
 from ..core.handshake import (
     MAX_REFUSAL_BODY,
     Accepted,
+    ClientHandshake,
     ClientState,
     Failed,
+    H2ClientHandshake,
     HandshakeRequest,
     Rejected,
 )
@@ -34,7 +36,7 @@ from .waiters import Waiters
 if TYPE_CHECKING:
     from .factory import WebSocketClientFactory
 
-__all__ = ["ClientHandshakeProtocol", "MAX_REJECTION_BODY", "buildClientProtocol", "rejectionError"]
+__all__ = ["ClientAttempt", "ClientHandshakeProtocol", "MAX_REJECTION_BODY", "buildClientProtocol", "rejectionError"]
 
 _log = Logger()
 
@@ -72,7 +74,67 @@ def buildClientProtocol(
     return protocol
 
 
-class ClientHandshakeProtocol(Protocol):
+class ClientAttempt:
+    """
+    What every client handshake protocol shares (HTTP/1.1 here, HTTP/2 in
+    L{twisted_ws.http2.client}): the outcome, given once; the open timeout;
+    a cancel; and, when either comes while a refusal's body is still
+    arriving, the refusal with what arrived as the answer.
+
+    Subclasses set C{factory}, C{_handshake}, C{_outcome} (a L{Waiters}
+    whose cancel calls L{_cancel}) and C{_timer}, and provide
+    L{_concludeSlowRefusal}; L{_abort} may add to dropping the transport.
+    """
+
+    factory: WebSocketClientFactory
+    transport: IStreamTransport
+    _outcome: Waiters
+    _timer: IDelayedCall | None
+    _handshake: ClientHandshake | H2ClientHandshake
+
+    def _concludeSlowRefusal(self) -> None:
+        """End the handshake with the refusal whose body is still arriving."""
+        raise NotImplementedError
+
+    def _abort(self) -> None:
+        self.transport.abortConnection()
+
+    def _fail(self, failure: Failure) -> None:
+        self._stopTimer()
+        if self._outcome.done:
+            return
+        self._outcome.fire(failure)
+        self.factory.handshakeFinished(failure)
+
+    def _giveUp(self, failure: Failure) -> None:
+        if self._handshake.state is ClientState.READING_BODY:
+            # A refusal whose body is slow: report what arrived.
+            self._concludeSlowRefusal()
+        else:
+            self._fail(failure)
+
+    def _timedOut(self) -> None:
+        self._timer = None
+        if self._outcome.done:
+            return
+        self._giveUp(Failure(WebSocketOpenTimeout(self.factory.options.openTimeout)))
+        self._abort()
+
+    def _cancel(self) -> None:
+        # Given up (e.g. the endpoint's open timeout) before an answer.
+        if self._outcome.done:
+            return
+        self._giveUp(Failure(CancelledError("the WebSocket connection attempt was cancelled")))
+        if self.transport is not None:
+            self._abort()
+
+    def _stopTimer(self) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+
+class ClientHandshakeProtocol(ClientAttempt, Protocol):
     """
     Sends the upgrade request, reads the answer, then hands the transport
     to the application's protocol, which it builds itself (through the
@@ -89,6 +151,7 @@ class ClientHandshakeProtocol(Protocol):
     @ivar request: the L{HandshakeRequest} sent.
     """
 
+    _handshake: ClientHandshake
     factory: WebSocketClientFactory
     transport: IStreamTransport
 
@@ -174,37 +237,5 @@ class ClientHandshakeProtocol(Protocol):
 
     # -- failure -----------------------------------------------------------
 
-    def _fail(self, failure: Failure) -> None:
-        self._stopTimer()
-        if self._outcome.done:
-            return
-        self._outcome.fire(failure)
-        self.factory.handshakeFinished(failure)
-
-    def _timedOut(self) -> None:
-        self._timer = None
-        if self._outcome.done:
-            return
-        if self._handshake.state is ClientState.READING_BODY:
-            # A refusal whose body is slow: report what arrived.
-            self._conclude(self._handshake.connectionLost(), close=False)
-        else:
-            self._fail(Failure(WebSocketOpenTimeout(self.factory.options.openTimeout)))
-        self.transport.abortConnection()
-
-    def _cancel(self) -> None:
-        if self._outcome.done:
-            return
-        if self._handshake.state is ClientState.READING_BODY:
-            # Given up (e.g. the endpoint's open timeout) while a refusal's
-            # body was slow: the refusal is the answer, with what arrived.
-            self._conclude(self._handshake.connectionLost(), close=False)
-        else:
-            self._fail(Failure(CancelledError("the WebSocket connection attempt was cancelled")))
-        if self.transport is not None:
-            self.transport.abortConnection()
-
-    def _stopTimer(self) -> None:
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
+    def _concludeSlowRefusal(self) -> None:
+        self._conclude(self._handshake.connectionLost(), close=False)

@@ -36,15 +36,15 @@ from h2.events import (
 from h2.exceptions import H2Error
 from h2.settings import SettingCodes, Settings
 from twisted.internet import error
-from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IHandshakeListener, IPushProducer
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ..client.errors import HTTP2NotSupported, WebSocketOpenTimeout
-from ..client.handshake import buildClientProtocol, rejectionError
+from ..client.errors import HTTP2NotSupported
+from ..client.handshake import ClientAttempt, buildClientProtocol, rejectionError
 from ..client.waiters import Waiters
 from ..core.errors import HandshakeClosed, InvalidServerResponse
 from ..core.handshake import (
@@ -91,7 +91,7 @@ def buildHandshake(factory: WebSocketClientFactory) -> H2ClientHandshake:
 
 
 @implementer(IHandshakeListener, IPushProducer, IStreamOwner)
-class H2ClientProtocol(Protocol):
+class H2ClientProtocol(ClientAttempt, Protocol):
     """
     An HTTP/2 client connection that opens one WebSocket (RFC 8441).
 
@@ -106,6 +106,7 @@ class H2ClientProtocol(Protocol):
     @ivar stream: its L{H2StreamTransport}, once open.
     """
 
+    _handshake: H2ClientHandshake
     factory: WebSocketClientFactory
     transport: IStreamTransport
 
@@ -351,40 +352,12 @@ class H2ClientProtocol(Protocol):
         else:
             self._closeConnection()
 
-    def _fail(self, failure: Failure) -> None:
-        self._stopTimer()
-        if self._outcome.done:
-            return
-        self._outcome.fire(failure)
-        self.factory.handshakeFinished(failure)
+    def _concludeSlowRefusal(self) -> None:
+        self._conclude(self._handshake.streamEnded())
 
-    def _timedOut(self) -> None:
-        self._timer = None
-        if self._outcome.done:
-            return
-        if self._handshake.state is ClientState.READING_BODY:
-            # A refusal whose body is slow: report what arrived.
-            self._conclude(self._handshake.streamEnded())
-        else:
-            self._fail(Failure(WebSocketOpenTimeout(self.factory.options.openTimeout)))
+    def _abort(self) -> None:
         self._closing = True
         self.transport.abortConnection()
-
-    def _cancel(self) -> None:
-        if self._outcome.done:
-            return
-        if self._handshake.state is ClientState.READING_BODY:
-            self._conclude(self._handshake.streamEnded())
-        else:
-            self._fail(Failure(CancelledError("the WebSocket connection attempt was cancelled")))
-        if self.transport is not None:
-            self._closing = True
-            self.transport.abortConnection()
-
-    def _stopTimer(self) -> None:
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
 
     # -- writing -----------------------------------------------------------
 
