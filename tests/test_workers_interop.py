@@ -45,8 +45,11 @@ def startPool(twistd, tmp_path: Path, *args: str, listen: list[str] = LOCAL, wor
         twistd, [*listen, "--protocol", "pidapp.Pid", "--workers", str(workers), *args], tmp_path
     )
     try:
+        # Every worker has adopted every listener (one line each), so no
+        # first connection waits in a backlog for a worker still starting.
         for n in range(1, workers + 1):
-            server.waitFor(rf"worker {n}: listening on ")
+            for nth in range(listen.count("--listen")):
+                server.waitFor(rf"worker {n}: listening on ", nth=nth)
     except BaseException:
         server.stop()
         raise
@@ -196,7 +199,9 @@ def test_tlsUnixAndStatusAcrossWorkers(twistd, tmp_path: Path) -> None:
         schemes = {scheme: where for scheme, where, _ in server.listening}
         assert set(schemes) == {"ws", "wss", "ws+unix"}, server.listening
         context = ssl.create_default_context(cafile=str(cert))
-        with connect(f"wss://{schemes['wss']}/", ssl=context, server_hostname="localhost") as ws:
+        with connect(
+            f"wss://{schemes['wss']}/", ssl=context, server_hostname="localhost", open_timeout=DEADLINE
+        ) as ws:
             assert int(ws.recv(DEADLINE)) in (workerPid(server, 1), workerPid(server, 2))
             ws.send("over TLS")
             assert ws.recv(DEADLINE) == "over TLS"
@@ -223,7 +228,9 @@ def test_tlsUnixAndStatusAcrossWorkers(twistd, tmp_path: Path) -> None:
         served = []
         with connect(server.url("/"), open_timeout=DEADLINE) as ws:
             served.append(int(ws.recv(DEADLINE)))
-        with connect(f"wss://{schemes['wss']}/", ssl=context, server_hostname="localhost") as ws:
+        with connect(
+            f"wss://{schemes['wss']}/", ssl=context, server_hostname="localhost", open_timeout=DEADLINE
+        ) as ws:
             served.append(int(ws.recv(DEADLINE)))
         if sum("worker 1: started" in line for line in list(server.lines)) == 1:
             assert served == [second, second]  # (worker 1 was not back yet)
