@@ -265,3 +265,30 @@ def test_acceptClientExtensionsRsvClash() -> None:
 def test_acceptClientExtensionsFactoryRefuses() -> None:
     with pytest.raises(HandshakeError):
         acceptClientExtensions([("a", [])], [FakeClientFactory("a", refuse=True)])
+
+
+_PIECES = st.sampled_from(
+    ["permessage-deflate", "x", "client_max_window_bits", "15", '"10"', '"a b"', '"a,b"',
+     '"\\a"', ";", "=", ",", " ", "\t", '"', "\\", "\x01", "é", "; a=1", '; b="2"', ";c"]
+)  # fmt: skip
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(_PIECES, max_size=8).map("".join))
+def test_regexPathAgreesWithScanner(value: str) -> None:
+    """
+    The whole-element fast path gives the scanner's result on everything
+    it accepts, and leaves everything else (and every error) to it.
+    """
+    from twisted_ws.core import extensions
+
+    expected: list[object] = []
+    try:
+        extensions._parseOne(value, expected)
+    except ValueError:
+        expected = ["error"]
+    try:
+        got: list[object] = list(parseExtensionHeader([value]))
+    except ValueError:
+        got = ["error"]
+    assert got == expected

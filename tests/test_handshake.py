@@ -46,6 +46,7 @@ from twisted_ws.core.handshake.extendedconnect import (
     extendedConnectResponse,
     validateExtendedConnect,
 )
+from twisted_ws.core.handshake.keys import isValidKey
 from twisted_ws.core.handshake.negotiation import negotiate
 from twisted_ws.core.http import Headers, HeadParser, RequestHead, ResponseHead
 from twisted_ws.core.options import WebSocketOptions
@@ -103,6 +104,22 @@ def parseResponse(data: bytes) -> tuple[ResponseHead, bytes]:
 def test_rfcExampleAcceptKey() -> None:
     assert GUID == "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
     assert computeAcceptKey(KEY) == ACCEPT
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.one_of(
+        st.binary(min_size=14, max_size=18).map(lambda b: base64.b64encode(b).decode()),
+        st.text(alphabet="AQgw+/=-_ \n\xe9", min_size=20, max_size=26),
+    )
+)
+def test_keyCheckIsBase64Of16Bytes(key: str) -> None:
+    """isValidKey accepts exactly what strict base64 decodes to 16 bytes."""
+    try:
+        expected = len(base64.b64decode(key, validate=True)) == 16
+    except ValueError:  # binascii.Error too
+        expected = False
+    assert isValidKey(key) is expected
 
 
 def test_generateKey() -> None:

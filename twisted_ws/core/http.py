@@ -78,6 +78,19 @@ def isToken(value: str) -> bool:
     return _TOKEN_RE.fullmatch(value) is not None
 
 
+def _indexOf(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
+    """The values of C{pairs} by lowercase name, in order."""
+    index: dict[str, list[str]] = {}
+    for name, value in pairs:
+        key = name.lower()
+        values = index.get(key)
+        if values is None:
+            index[key] = [value]
+        else:
+            values.append(value)
+    return index
+
+
 class Headers:
     """
     An ordered, case-insensitive, multi-valued collection of header fields.
@@ -95,18 +108,21 @@ class Headers:
             a well-formed C{name: value} line ending in CRLF), kept so that
             L{compact} can drop the parsed form.
         """
-        pairsList = [(name, value) for name, value in pairs]
-        index: dict[str, list[str]] = {}
-        for name, value in pairsList:
-            key = name.lower()
-            values = index.get(key)
-            if values is None:
-                index[key] = [value]
-            else:
-                values.append(value)
-        self._pairsList: list[tuple[str, str]] | None = pairsList
-        self._indexDict: dict[str, list[str]] | None = index
+        self._pairsList: list[tuple[str, str]] | None = [(n, v) for n, v in pairs]
+        self._indexDict: dict[str, list[str]] | None = _indexOf(self._pairsList)
         self._raw = raw
+
+    @classmethod
+    def fromFields(cls, fields: list[tuple[str, str]], raw: str | None = None) -> Headers:
+        """
+        Headers over C{fields}, a list of C{(name, value)} pairs that is
+        taken over, not copied (a parser's fresh result).
+        """
+        headers = cls.__new__(cls)
+        headers._pairsList = fields
+        headers._indexDict = _indexOf(fields)
+        headers._raw = raw
+        return headers
 
     def compact(self) -> None:
         """
@@ -132,17 +148,23 @@ class Headers:
         return self._indexDict  # type: ignore[return-value]
 
     def _expand(self) -> None:
-        self._pairsList, self._indexDict = [], {}
-        for name, value in _FIELD_RE.findall(self._raw or ""):
-            value = value.rstrip(" \t")
-            self._pairsList.append((name, value))
-            self._indexDict.setdefault(name.lower(), []).append(value)
+        pairs = [(name, value.rstrip(" \t")) for name, value in _FIELD_RE.findall(self._raw or "")]
+        self._pairsList, self._indexDict = pairs, _indexOf(pairs)
 
     def add(self, name: str, value: str) -> None:
         """Append one field, keeping any earlier ones of the same name."""
         self._pairs.append((name, value))
         self._index.setdefault(name.lower(), []).append(value)
         self._raw = None  # the raw block no longer tells the whole story
+
+    def asDict(self) -> dict[str, list[str]]:
+        """
+        Every field's values by lowercase name, in received order: what a
+        validator reading many fields uses instead of one lookup each.  The
+        dictionary is the collection's own: read it, never change it.
+        """
+        index = self._indexDict
+        return self._index if index is None else index
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of C{name}, or C{default} when absent."""
@@ -266,7 +288,20 @@ class HeadParser:
     Once a head is returned, C{rest} holds the bytes that followed it.
     """
 
-    rest: bytes
+    #: The bytes that followed the head, once it is complete.
+    rest = b""
+    # The line-by-line state, made on the first piece that is not a whole
+    # head (most heads arrive whole and never need it).
+    _buffer: bytearray | None = None
+    _headers: Headers | None = None
+    # Where the current (incomplete) line starts, and where the next
+    # search for LF resumes: everything before _scanFrom has no LF left.
+    _lineStart = 0
+    _scanFrom = 0
+    # Offset of the first header line; None until the start line is read.
+    _headerStart: int | None = None
+    _startLine: tuple[object, ...] | None = None
+    _finished = False
 
     def __init__(
         self,
@@ -279,17 +314,6 @@ class HeadParser:
         self.maxLineLength = maxLineLength
         self.maxHeaderBytes = maxHeaderBytes
         self.maxHeaderCount = maxHeaderCount
-        self.rest = b""
-        self._buffer = bytearray()
-        # Where the current (incomplete) line starts, and where the next
-        # search for LF resumes: everything before _scanFrom has no LF left.
-        self._lineStart = 0
-        self._scanFrom = 0
-        # Offset of the first header line; None until the start line is read.
-        self._headerStart: int | None = None
-        self._startLine: tuple[object, ...] | None = None
-        self._headers = Headers()
-        self._finished = False
 
     def feed(self, data: bytes) -> RequestHead | ResponseHead | None:
         """
@@ -313,10 +337,14 @@ class HeadParser:
 
     def _feed(self, data: bytes) -> RequestHead | ResponseHead | None:
         buf = self._buffer
-        if not buf:
+        if buf is None:
             head = self._parseWhole(data)
             if head is not None:
                 return head
+            buf = self._buffer = bytearray()
+        headers = self._headers
+        if headers is None:
+            headers = self._headers = Headers()
         buf += data
         while True:
             newline = buf.find(b"\n", self._scanFrom)
@@ -345,9 +373,9 @@ class HeadParser:
                 raise self._fail(431, "request header fields too large")
             if len(line) > self.maxLineLength:
                 raise self._fail(431, "request header field too large")
-            if len(self._headers) >= self.maxHeaderCount:
+            if len(headers) >= self.maxHeaderCount:
                 raise self._fail(431, "too many request header fields")
-            self._parseHeaderLine(line)
+            self._parseHeaderLine(line, headers)
 
     def _parseWhole(self, data: bytes) -> RequestHead | ResponseHead | None:
         """
@@ -385,15 +413,15 @@ class HeadParser:
         if " \r" in text or "\t\r" in text:
             fields = [(name, value.rstrip(" \t")) for name, value in fields]
         self._parseStartLine(data[:firstEnd])
-        headers = self._headers = Headers(fields)
-        headers._raw = text
+        self._headers = Headers.fromFields(fields, text)
         self._finished = True
         self.rest = data[end + 4 :]
         return self._makeHead()
 
     def _checkPending(self) -> None:
         """Refuse an incomplete line that is already certain to break a cap."""
-        buf = self._buffer
+        buf, headers = self._buffer, self._headers
+        assert buf is not None and headers is not None
         pending = len(buf) - self._lineStart
         if pending == 0:
             return
@@ -410,7 +438,7 @@ class HeadParser:
         # This line will take at least pending + 1 (LF) bytes in the block.
         if self._lineStart - self._headerStart + pending + 1 > self.maxHeaderBytes:
             raise self._fail(431, "request header fields too large")
-        if len(self._headers) >= self.maxHeaderCount:
+        if len(headers) >= self.maxHeaderCount:
             raise self._fail(431, "too many request header fields")
 
     def _parseStartLine(self, line: bytes) -> None:
@@ -435,7 +463,7 @@ class HeadParser:
                 (reason or b"").decode("latin-1"),
             )
 
-    def _parseHeaderLine(self, line: bytes) -> None:
+    def _parseHeaderLine(self, line: bytes, headers: Headers) -> None:
         if line[:1] in (b" ", b"\t"):
             raise self._fail(400, "obsolete line folding in header field")
         match = _HEADER_LINE_RE.fullmatch(line)
@@ -445,10 +473,10 @@ class HeadParser:
         value = value.strip(b" \t")
         if _BAD_VALUE_BYTES_RE.search(value):
             raise self._fail(400, "control character in header field value")
-        self._headers.add(name.decode("ascii"), value.decode("latin-1"))
+        headers.add(name.decode("ascii"), value.decode("latin-1"))
 
     def _makeHead(self) -> RequestHead | ResponseHead:
-        assert self._startLine is not None
+        assert self._startLine is not None and self._headers is not None
         if self.isRequest:
             method, target, version = self._startLine
             return RequestHead(method, target, version, self._headers)  # type: ignore[arg-type]

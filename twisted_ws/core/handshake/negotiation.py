@@ -32,6 +32,8 @@ def selectSubprotocol(offered: Sequence[str], supported: Sequence[str]) -> str |
     The server's order wins because the server knows which of its protocols
     is best; matching is case-sensitive as subprotocol tokens are.
     """
+    if not offered or not supported:
+        return None
     offeredSet = set(offered)
     for protocol in supported:
         if protocol in offeredSet:
@@ -40,10 +42,12 @@ def selectSubprotocol(offered: Sequence[str], supported: Sequence[str]) -> str |
 
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Negotiated:
     """
-    The terms of an accepted handshake.
+    The terms of an accepted handshake (read-only by convention: not
+    frozen, as a frozen dataclass costs a microsecond more to build, and
+    one is built per connection).
 
     @ivar subprotocol: the subprotocol answered, or C{None}.
     @ivar extensions: the live extensions, in the order they apply.
@@ -92,18 +96,25 @@ def negotiate(
         one the handshake sets itself, or is not a valid header.
     """
     if decision is None:
-        decision = Accept()
-    subprotocol = decision.subprotocol
+        subprotocol: object = DEFAULT_SUBPROTOCOL
+        headers: Sequence[tuple[str, str]] = ()
+    else:
+        subprotocol, headers = decision.subprotocol, decision.headers
     if subprotocol is DEFAULT_SUBPROTOCOL:
         subprotocol = selectSubprotocol(request.protocols, subprotocols)
     elif subprotocol is not None and subprotocol not in request.protocols:
         raise ValueError(f"subprotocol {subprotocol!r} was not offered by the client")
-    extra = checkExtraHeaders([*decision.headers, *extraHeaders])
-    for name, value in extra:
-        checkHeaderField(name, value)
-    extensionsHeader, extensions = negotiateServerExtensions(
-        request.extensions, extensionFactories
-    )
+    extra: list[tuple[str, str]] = []
+    if headers or extraHeaders:
+        extra = checkExtraHeaders([*headers, *extraHeaders])
+        for name, value in extra:
+            checkHeaderField(name, value)
+    if request.extensions and extensionFactories:
+        extensionsHeader, extensions = negotiateServerExtensions(
+            request.extensions, extensionFactories
+        )
+    else:
+        extensionsHeader, extensions = None, []
     return Negotiated(
         subprotocol=subprotocol,
         extensions=tuple(extensions),

@@ -18,11 +18,12 @@ __all__ = ["Accepted", "Rejected", "Failed", "Pairs"]
 Pairs = tuple[tuple[str, str], ...]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Accepted:
     """
     The WebSocket is open: send C{data}, switch the transport, then feed
-    C{trailingData} to the WebSocket.
+    C{trailingData} to the WebSocket.  Read-only by convention (one is made
+    per connection, and a frozen dataclass costs a microsecond more).
 
     @ivar request: the upgrade request (server: as received; client: as
         sent).

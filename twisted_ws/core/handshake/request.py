@@ -95,9 +95,13 @@ class HandshakeRequest:
 
 
 
-def _single(headers: Headers, name: str) -> str:
-    """The one value of C{name}; 400 when it is absent, repeated or empty."""
-    values = headers.getAll(name)
+def _single(fields: dict[str, list[str]], key: str, name: str) -> str:
+    """
+    The one value of field C{key} (lowercase) in C{fields} (see
+    L{Headers.asDict}); 400, naming C{name}, when it is absent, repeated
+    or empty.
+    """
+    values = fields.get(key)
     if not values:
         raise HandshakeError(400, f"missing {name} header")
     if len(values) > 1:
@@ -105,6 +109,21 @@ def _single(headers: Headers, name: str) -> str:
     if not values[0]:
         raise HandshakeError(400, f"empty {name} header")
     return values[0]
+
+
+def _listHas(values: list[str] | None, token: str) -> bool:
+    """
+    Whether the comma-separated list across C{values} holds C{token}
+    (lowercase; compared case-insensitively), as L{Headers.getCommaList}
+    reads it.
+    """
+    for value in values or ():
+        if value.lower() == token:  # the usual one-element list
+            return True
+        for element in value.split(","):
+            if element.strip(" \t").lower() == token:
+                return True
+    return False
 
 
 def validateRequest(head: RequestHead) -> HandshakeRequest:
@@ -117,6 +136,7 @@ def validateRequest(head: RequestHead) -> HandshakeRequest:
     @raise HandshakeError: with the status, reason and headers to answer.
     """
     headers = head.headers
+    fields = headers.asDict()
     if head.method != "GET":
         raise HandshakeError(
             405, f"method {head.method} not allowed, use GET", headers=[("Allow", "GET")]
@@ -125,38 +145,41 @@ def validateRequest(head: RequestHead) -> HandshakeRequest:
         raise HandshakeError(
             400, f"HTTP/{head.version[0]}.{head.version[1]} cannot upgrade, HTTP/1.1 is required"
         )
-    if not head.path.startswith("/"):
+    path = head.path
+    if not path.startswith("/"):
         raise HandshakeError(400, "request target must be an absolute path")
-    host = _single(headers, "Host")
+    host = _single(fields, "host", "Host")
 
-    if "Upgrade" not in headers:
+    upgrade = fields.get("upgrade")
+    if upgrade is None:
         raise HandshakeError(
             426, "this is a WebSocket endpoint, Upgrade: websocket required",
             headers=_UPGRADE_REQUIRED_HEADERS,
         )
-    if not any(token.lower() == "websocket" for token in headers.getCommaList("Upgrade")):
+    if not _listHas(upgrade, "websocket"):
         raise HandshakeError(400, "Upgrade header does not contain websocket")
-    if not any(token.lower() == "upgrade" for token in headers.getCommaList("Connection")):
+    if not _listHas(fields.get("connection"), "upgrade"):
         raise HandshakeError(400, "Connection header does not contain Upgrade")
 
-    if headers.getAll("Sec-WebSocket-Version") != ["13"]:
+    if fields.get("sec-websocket-version") != ["13"]:
         raise HandshakeError(
             426, "unsupported or missing Sec-WebSocket-Version, 13 is required",
             headers=[("Sec-WebSocket-Version", "13")],
         )
 
-    key = _single(headers, "Sec-WebSocket-Key")
+    key = _single(fields, "sec-websocket-key", "Sec-WebSocket-Key")
     if not isValidKey(key):
         raise HandshakeError(400, "Sec-WebSocket-Key is not 16 bytes of base64")
 
     origin, protocols, extensions = parseOffers(headers)
     checkNoBody(headers)
 
+    target = head.target
     return HandshakeRequest(
-        method=head.method,
-        target=head.target,
-        path=head.path,
-        query=head.query,
+        method="GET",
+        target=target,
+        path=path,
+        query=target.partition("?")[2],
         version=head.version,
         headers=headers,
         host=host,
@@ -192,15 +215,18 @@ def parseOffers(headers: Headers) -> tuple[str | None, list[str], list[Extension
     @raise HandshakeError: 400 for a repeated Origin, a subprotocol that
         is not a token, or a malformed Sec-WebSocket-Extensions.
     """
-    origins = headers.getAll("Origin")
-    if len(origins) > 1:
+    fields = headers.asDict()
+    origins = fields.get("origin")
+    if origins is not None and len(origins) > 1:
         raise HandshakeError(400, "more than one Origin header")
-    protocols = headers.getCommaList("Sec-WebSocket-Protocol")
+    offered = fields.get("sec-websocket-protocol")
+    protocols = headers.getCommaList("Sec-WebSocket-Protocol") if offered else []
     for protocol in protocols:
         if not isToken(protocol):
             raise HandshakeError(400, f"invalid subprotocol name {protocol!r}")
+    offers = fields.get("sec-websocket-extensions")
     try:
-        extensions = parseExtensionHeader(headers.getAll("Sec-WebSocket-Extensions"))
+        extensions = parseExtensionHeader(offers) if offers else []
     except ValueError:
         raise HandshakeError(400, "malformed Sec-WebSocket-Extensions header") from None
     return origins[0] if origins else None, protocols, extensions
@@ -216,8 +242,9 @@ def checkNoBody(headers: Headers) -> None:
     @raise HandshakeError: 400 for any Transfer-Encoding, or a
         Content-Length other than 0.
     """
-    if "Transfer-Encoding" in headers or any(
-        value != "0" for value in headers.getAll("Content-Length")
+    fields = headers.asDict()
+    if "transfer-encoding" in fields or any(
+        value != "0" for value in fields.get("content-length", ())
     ):
         raise HandshakeError(400, "an upgrade request cannot have a body")
 

@@ -23,6 +23,7 @@ from twisted_ws.core.http import Headers, ResponseHead, formatResponse
 
 __all__ = [
     "buildAcceptResponse",
+    "formatAcceptResponse",
     "buildRejectResponse",
     "HandshakeResponse",
     "validateResponse",
@@ -59,12 +60,26 @@ def buildAcceptResponse(
     extra = checkExtraHeaders(extraHeaders)
     if extensionsHeader is not None and _EXTENSIONS_VALUE_RE.fullmatch(extensionsHeader) is None:
         raise ValueError(f"invalid Sec-WebSocket-Extensions value {extensionsHeader!r}")
-    if not extra:
+    return formatAcceptResponse(request.key, subprotocol, extensionsHeader, extra)
+
+
+def formatAcceptResponse(
+    key: str,
+    subprotocol: str | None,
+    extensionsHeader: str | None,
+    extraHeaders: Sequence[tuple[str, str]],
+) -> bytes:
+    """
+    The C{101} for terms already checked (L{negotiate}'s, or
+    L{buildAcceptResponse}'s checks): C{key} is the request's validated
+    key, C{subprotocol} one the client offered, C{extensionsHeader}
+    formatted from tokens; the extra headers are still checked as they are
+    formatted.
+    """
+    if not extraHeaders:
         # The common case, built directly: every value here is already
-        # known to be safe (the key was validated, the subprotocol is one
-        # of the client's validated tokens, the extensions header was
-        # formatted from tokens).
-        parts = [_ACCEPT_HEAD, computeAcceptKey(request.key).encode("ascii"), b"\r\n"]
+        # known to be safe.
+        parts = [_ACCEPT_HEAD, computeAcceptKey(key).encode("ascii"), b"\r\n"]
         if subprotocol is not None:
             parts += (b"Sec-WebSocket-Protocol: ", subprotocol.encode("ascii"), b"\r\n")
         if extensionsHeader is not None:
@@ -74,13 +89,13 @@ def buildAcceptResponse(
     headers = [
         ("Upgrade", "websocket"),
         ("Connection", "Upgrade"),
-        ("Sec-WebSocket-Accept", computeAcceptKey(request.key)),
+        ("Sec-WebSocket-Accept", computeAcceptKey(key)),
     ]
     if subprotocol is not None:
         headers.append(("Sec-WebSocket-Protocol", subprotocol))
     if extensionsHeader is not None:
         headers.append(("Sec-WebSocket-Extensions", extensionsHeader))
-    headers += extra
+    headers += extraHeaders
     return formatResponse(101, None, headers)
 
 

@@ -26,7 +26,7 @@ from twisted_ws.core.extensions import ServerExtensionFactory
 from twisted_ws.core.handshake.negotiation import negotiate
 from twisted_ws.core.handshake.outcomes import Accepted, Rejected
 from twisted_ws.core.handshake.request import HandshakeRequest, validateRequest
-from twisted_ws.core.handshake.response import buildAcceptResponse, buildRejectResponse
+from twisted_ws.core.handshake.response import buildRejectResponse, formatAcceptResponse
 from twisted_ws.core.http import HeadParser, RequestHead
 from twisted_ws.core.options import WebSocketOptions
 
@@ -158,12 +158,12 @@ class ServerHandshake:
         negotiated = negotiate(
             request, decision, self.subprotocols, self.extensions, extraHeaders
         )
+        subprotocol = negotiated.subprotocol
+        extensionsHeader = negotiated.extensionsHeader
         if request.httpVersion == "1.1":
-            data = buildAcceptResponse(
-                request,
-                negotiated.subprotocol,
-                negotiated.extensionsHeader,
-                negotiated.extraHeaders,
+            # negotiate() checked the terms: format them.
+            data = formatAcceptResponse(
+                request.key, subprotocol, extensionsHeader, negotiated.extraHeaders
             )
         else:
             data = b""
@@ -172,12 +172,14 @@ class ServerHandshake:
         # Every connection keeps its request: keep only the raw headers.
         request.headers.compact()
         return Accepted(
-            request=request,
-            subprotocol=negotiated.subprotocol,
-            extensions=negotiated.extensions,
-            data=data,
-            trailingData=trailing,
-            responseHeaders=tuple(negotiated.headers),
+            request,
+            subprotocol,
+            negotiated.extensions,
+            data,
+            trailing,
+            tuple(negotiated.headers)
+            if subprotocol is not None or extensionsHeader is not None or negotiated.extraHeaders
+            else (),
         )
 
     def reject(self, error: HandshakeError) -> Rejected:
