@@ -148,11 +148,11 @@ class WebSocketProtocol(Protocol):
             self._pingTimer = timers.callLater(options.pingInterval, self._sendKeepalive)
         if self.observer is None:
             self.observer = getattr(self.factory, "observer", None)
-        # Protocol.makeConnection, with the observer told before the
-        # application, so that it has seen the open before any close.
+        # Protocol.makeConnection; the observer sees the open before the app.
         self.connected = 1
         self.transport = transport
-        self._notifyObserver("connectionOpened")
+        if self.observer is not None:
+            self._notifyObserver("connectionOpened")
         self.connectionMade()  # type: ignore[no-untyped-call]  # Twisted's Protocol.connectionMade is unannotated
 
     def dataReceived(self, data: bytes) -> None:
@@ -166,12 +166,13 @@ class WebSocketProtocol(Protocol):
             conn.fail(CloseCode.INTERNAL_ERROR, "internal error")  # type: ignore[union-attr]  # set by makeConnection
 
     def connectionLost(self, reason: Failure | None = None) -> None:
-        self.connected = False
-        for name in ("_closeTimer", "_writeTimer", "_pingTimer", "_pongTimer", "_pullCall"):
-            call = getattr(self, name)
-            if call is not None and call.active():
-                call.cancel()
-            setattr(self, name, None)
+        self.connected, producer = False, self._producer
+        self._stopKeepalive()
+        for timer in (self._closeTimer, self._writeTimer):
+            if timer is not None:
+                timer.cancel()  # one that fired or was cancelled ignores it
+        self._closeTimer = self._writeTimer = None
+        self.unregisterProducer()  # (its producer is stopped below)
         conn = self._conn
         if conn is None:
             info = CloseInfo(CloseCode.ABNORMAL_CLOSURE, "", False, True)
@@ -179,12 +180,10 @@ class WebSocketProtocol(Protocol):
             self._readGate.detach()  # type: ignore[union-attr]  # set by makeConnection
             info = conn.connectionLost()  # the core says how it ended
         self.closeInfo = info
-        producer = self._producer
         if producer is not None:
-            self._producer = None
             producer.stopProducing()
         pings, self._pings = self._pings, None
-        if conn is not None:
+        if conn is not None and self.observer is not None:
             self._notifyObserver("connectionClosed", info)
         try:
             self.connectionClosed(info.code, info.reason, info.wasClean)
@@ -350,13 +349,11 @@ class WebSocketProtocol(Protocol):
         return Traffic(conn.bytesReceived, conn.bytesSent, conn.messagesReceived, conn.messagesSent)
 
     def _notifyObserver(self, event: str, *args: Any) -> None:
-        observer = self.observer
-        if observer is None:
-            return
+        """Tell the observer (the caller checked there is one) of C{event}."""
         try:
-            getattr(observer, event)(self, *args)
+            getattr(self.observer, event)(self, *args)
         except Exception:
-            _log.failure("WebSocket connection observer {observer!r} failed", observer=observer)
+            _log.failure("WebSocket connection observer {observer!r} failed", observer=self.observer)
 
     @property
     def bufferedAmount(self) -> int:
@@ -397,13 +394,17 @@ class WebSocketProtocol(Protocol):
         self._closeTimer = None if timeout is None else self._timers.callLater(timeout, then)  # type: ignore[union-attr]  # set by makeConnection
 
     def _dropTcp(self) -> None:
-        # A registered producer would hold loseConnection() up: unregister
-        # first.  TCP closes once the transport's buffer drains, and no
-        # resumeProducing will tell us it did: the write deadline runs from
-        # here (or goes on from the pause), so a peer that never reads our
-        # Close is still aborted in time.
+        # A registered producer would hold loseConnection() up.  TCP closes
+        # once the transport's buffer drains, and no resumeProducing tells
+        # us it did: a write deadline from here (or from the pause) aborts a
+        # peer that never reads our Close -- unless the close timeout,
+        # which aborts as well, is due first.
         self.transport.unregisterProducer()
-        self._armWriteDeadline()
+        timer, timeout = self._closeTimer, self.options.writeTimeout  # type: ignore[union-attr]  # set by makeConnection
+        if timer is None or not timer.active() or timeout is None or (
+            timer.deadline > self.clock.seconds() + timeout  # type: ignore[union-attr]  # set by makeConnection
+        ):
+            self._armWriteDeadline()
         self.transport.loseConnection()
 
     def _serverKeptTcpOpen(self) -> None:
@@ -465,11 +466,10 @@ class WebSocketProtocol(Protocol):
             self._conn.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
 
     def _stopKeepalive(self) -> None:
-        for name in ("_pingTimer", "_pongTimer"):
-            timer = getattr(self, name)
+        for timer in (self._pingTimer, self._pongTimer):
             if timer is not None:
                 timer.cancel()
-                setattr(self, name, None)
+        self._pingTimer = self._pongTimer = None
 
     def _matchPong(self, payload: bytes) -> None:
         """Fire the Deferreds of the ping this Pong answers, and earlier ones."""

@@ -57,12 +57,13 @@ def resolveDecision(decision: Any) -> Accept:
 def runAcceptHook(
     factory: WebSocketServerFactory,
     request: HandshakeRequest,
-    accepted: Callable[[Accept], None],
+    accepted: Callable[[Accept | None], None],
     refused: Callable[[HandshakeError], None],
 ) -> Deferred[Any] | None:
     """
     Ask C{factory.acceptRequest} about C{request} and report the answer
-    exactly once: C{accepted(Accept)} or C{refused(HandshakeError)}.
+    exactly once: C{accepted(Accept or None)} (C{None}: the defaults) or
+    C{refused(HandshakeError)}.
 
     Shared by every server front end (the upgrade protocol, the twisted.web
     resource).  A hook that answers at once (the common case) is handled
@@ -73,44 +74,63 @@ def runAcceptHook(
     @return: the Deferred still pending (cancel it to give up), or C{None}
         once decided.
     """
-
-    def decide(result: Any) -> None:
-        if isinstance(result, Failure):
-            if result.check(CancelledError):
-                return  # the caller gave up (timeout, connection lost)
-            if result.check(HandshakeError):
-                refused(result.value)  # type: ignore[arg-type]  # check() said HandshakeError
-                return
-            _log.failure("WebSocket accept hook failed", result)
-            refused(HandshakeError(500, "Internal Server Error"))
-            return
-        try:
-            accept = resolveDecision(result)
-        except HandshakeError as e:
-            refused(e)
-            return
-        except TypeError:
-            _log.failure("WebSocket accept hook gave an invalid answer")
-            refused(HandshakeError(500, "Internal Server Error"))
-            return
-        try:
-            accepted(accept)
-        except BaseException:
-            _log.failure("WebSocket handshake failed")
-            refused(HandshakeError(500, "Internal Server Error"))
-
     try:
         decision = factory.acceptRequest(request)
     except BaseException:
-        decide(Failure())
+        _decide(Failure(), accepted, refused)
+        return None
+    if decision is None:
+        # Accepted with the defaults: what a server without a hook answers
+        # every time, so it skips the general path.
+        _proceed(None, accepted, refused)
         return None
     if iscoroutine(decision):
         decision = Deferred.fromCoroutine(decision)
     if isinstance(decision, Deferred):
-        decision.addBoth(decide)
+        decision.addBoth(_decide, accepted, refused)
         return decision
-    decide(decision)
+    _decide(decision, accepted, refused)
     return None
+
+
+def _decide(
+    result: Any,
+    accepted: Callable[[Accept | None], None],
+    refused: Callable[[HandshakeError], None],
+) -> None:
+    """Report an accept hook's answer (or failure) to L{runAcceptHook}'s caller."""
+    if isinstance(result, Failure):
+        if result.check(CancelledError):
+            return  # the caller gave up (timeout, connection lost)
+        if result.check(HandshakeError):
+            refused(result.value)  # type: ignore[arg-type]  # check() said HandshakeError
+            return
+        _log.failure("WebSocket accept hook failed", result)
+        refused(HandshakeError(500, "Internal Server Error"))
+        return
+    try:
+        accept = resolveDecision(result)
+    except HandshakeError as e:
+        refused(e)
+        return
+    except TypeError:
+        _log.failure("WebSocket accept hook gave an invalid answer")
+        refused(HandshakeError(500, "Internal Server Error"))
+        return
+    _proceed(accept, accepted, refused)
+
+
+def _proceed(
+    accept: Accept | None,
+    accepted: Callable[[Accept | None], None],
+    refused: Callable[[HandshakeError], None],
+) -> None:
+    """Call C{accepted}; a crash in it is logged and refused with 500."""
+    try:
+        accepted(accept)
+    except BaseException:
+        _log.failure("WebSocket handshake failed")
+        refused(HandshakeError(500, "Internal Server Error"))
 
 
 class PendingHandshake:
@@ -148,7 +168,7 @@ class PendingHandshake:
         """Run the accept hook; its answer comes to L{_accepted} or L{_reject}."""
         self._decision = runAcceptHook(self.factory, request, self._accepted, self._reject)
 
-    def _accepted(self, decision: Accept) -> None:
+    def _accepted(self, decision: Accept | None) -> None:
         self._decision = None
         if self._done:
             return

@@ -164,11 +164,12 @@ class WebSocketServerFactory(Factory[ServerHandshakeProtocol]):
     def completeHandshake(
         self,
         handshake: ServerHandshake,
-        decision: Accept,
+        decision: Accept | None,
         extraHeaders: Sequence[tuple[str, str]] = (),
     ) -> tuple[WebSocketProtocol, Accepted]:
         """
-        Accept C{handshake} with the accept hook's C{decision} and build the
+        Accept C{handshake} with the accept hook's C{decision} (C{None}: the
+        defaults) and build the
         application's protocol from the outcome (with its C{request},
         C{subprotocol}, C{extensions}, C{options} and C{clock} set, not yet
         connected).
