@@ -235,7 +235,7 @@ class WebSocketProtocol(Protocol):
 
     def sendMessage(
         self, message: str | bytes, isText: bool | None = None, compress: bool | None = None,
-        *, isBinary: bool | None = None,
+        isBinary: bool | None = None,  # not keyword-only: CPython 3.11 would not specialise calls here
     ) -> None:  # fmt: skip
         """
         Send a message: C{str} as text, C{bytes} (or any buffer) as binary.
