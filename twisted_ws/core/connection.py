@@ -238,8 +238,7 @@ class WebSocketConnection:
         batch.append(data)
         self._batchSize += len(data)
         if self._batchSize >= 65536:
-            # Hand large output over early so the transport's flow control
-            # (pauseWriting) applies to it.
+            # Hand large output over early: the transport's flow control (pauseWriting) applies.
             self.flushPending()
             self._batch = []
 
@@ -370,12 +369,13 @@ class WebSocketConnection:
             payload = bytes(data) if not isinstance(data, bytes) else data
             opcode = OP_TEXT if isText else OP_BINARY
         rsv = 0
-        for ext in self._extensions:
-            if compress is None:
-                payload, extRsv = ext.encodeMessage(payload, opcode == OP_TEXT)
-            else:
-                payload, extRsv = ext.encodeMessage(payload, opcode == OP_TEXT, compress=compress)
-            rsv |= extRsv
+        if self._extensions:  # (a loop over none would still build an iterator per message)
+            for ext in self._extensions:
+                if compress is None:
+                    payload, extRsv = ext.encodeMessage(payload, opcode == OP_TEXT)
+                else:
+                    payload, extRsv = ext.encodeMessage(payload, opcode == OP_TEXT, compress=compress)
+                rsv |= extRsv
         self.messagesSent += 1
         size = self.fragmentSize
         if not self._queue and not self.paused and (size is None or len(payload) <= size):
