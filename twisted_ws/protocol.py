@@ -141,7 +141,8 @@ class WebSocketProtocol(Protocol):
         conn.pongWatcher, conn.closeStarted, conn.closeTransport = (
             self._matchPong, self._closeStarted, self._closeTransport
         )  # fmt: skip
-        self._readGate = ReadGate(transport)
+        # (_writer as an instance attribute: sendMessage reads it per message.)
+        self._readGate, self._writer = ReadGate(transport), None
         tuneForFrames(transport)
         transport.registerProducer(self, True)
         if options.pingInterval:
@@ -149,8 +150,7 @@ class WebSocketProtocol(Protocol):
         if self.observer is None:
             self.observer = getattr(self.factory, "observer", None)
         # Protocol.makeConnection; the observer sees the open before the app.
-        self.connected = 1
-        self.transport = transport
+        self.connected, self.transport = 1, transport
         if self.observer is not None:
             self._notifyObserver("connectionOpened")
         self.connectionMade()  # type: ignore[no-untyped-call]  # Twisted's Protocol.connectionMade is unannotated
