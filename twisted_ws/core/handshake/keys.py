@@ -6,11 +6,12 @@ Sec-WebSocket-Key and the server's Sec-WebSocket-Accept proving it read it.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import os
 import re
 
-__all__ = ["GUID", "computeAcceptKey", "generateKey", "isValidKey"]
+__all__ = ["GUID", "computeAcceptKey", "acceptKeyBytes", "generateKey", "isValidKey"]
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -19,10 +20,18 @@ GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _KEY_RE = re.compile(r"[A-Za-z0-9+/]{22}==")
 
 
+_GUID_BYTES = GUID.encode("ascii")
+
+
 def computeAcceptKey(key: str) -> str:
     """The Sec-WebSocket-Accept value proving the server read C{key}."""
-    digest = hashlib.sha1((key + GUID).encode("ascii")).digest()
-    return base64.b64encode(digest).decode("ascii")
+    return acceptKeyBytes(key).decode("ascii")
+
+
+def acceptKeyBytes(key: str) -> bytes:
+    """L{computeAcceptKey} as the bytes a C{101} carries (one per handshake)."""
+    digest = hashlib.sha1(key.encode("ascii") + _GUID_BYTES).digest()
+    return binascii.b2a_base64(digest, newline=False)
 
 
 def generateKey() -> str:

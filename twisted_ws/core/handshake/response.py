@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from twisted_ws.core.errors import HandshakeError
 from twisted_ws.core.extensions import ExtensionOffer, parseExtensionHeader
-from twisted_ws.core.handshake.keys import computeAcceptKey
+from twisted_ws.core.handshake.keys import acceptKeyBytes, computeAcceptKey
 from twisted_ws.core.handshake.request import HandshakeRequest, checkExtraHeaders
 from twisted_ws.core.http import Headers, ResponseHead, formatResponse
 
@@ -79,7 +79,7 @@ def formatAcceptResponse(
     if not extraHeaders:
         # The common case, built directly: every value here is already
         # known to be safe.
-        parts = [_ACCEPT_HEAD, computeAcceptKey(key).encode("ascii"), b"\r\n"]
+        parts = [_ACCEPT_HEAD, acceptKeyBytes(key), b"\r\n"]
         if subprotocol is not None:
             parts += (b"Sec-WebSocket-Protocol: ", subprotocol.encode("ascii"), b"\r\n")
         if extensionsHeader is not None:
