@@ -5,7 +5,11 @@
  * with key[(i + offset) % 4].  It runs on every byte a client sends, so it is
  * worth doing in C.  twisted_ws.core.masking falls back to a pure-Python
  * implementation when this module is not built, and the two must agree
- * exactly; tests/test_masking.py checks that.
+ * exactly; tests/test_masking.py checks that.  The server's opening
+ * handshake parses one HTTP head per connection, and the common case (a
+ * whole, well-formed head in one read) is parsed here too; twisted_ws.core.http
+ * falls back to its own code likewise, and tests/test_http.py holds the two
+ * equal.
  *
  * Functions:
  *
@@ -24,6 +28,12 @@
  *       into the bytes the application receives: no per-read pieces kept
  *       and no join.  The bytes is not visible to Python until take()
  *       finds it full, so its immutability is never observable as broken.
+ *
+ *   parseHead(data, isRequest, maxLineLength, maxHeaderBytes, maxHeaderCount)
+ *       The whole-head fast path of the HTTP/1.1 head parser
+ *       (twisted_ws.core.http.HeadParser._parseWhole, which it must match
+ *       exactly): the opening handshake's head, parsed in one pass, with
+ *       None for anything the Python code has to look at.
  *
  * The kernels read and write with memcpy / unaligned vector loads and stores,
  * so no alignment is assumed anywhere.  On x86 an SSE2 kernel is always used
@@ -639,11 +649,442 @@ static PyType_Spec mb_spec = {
     mb_slots,
 };
 
+/* ------------------------------------------------------------------------ */
+/* HTTP/1.1 heads                                                            */
+/*                                                                           */
+/* parseHead() is the C twin of HeadParser._parseWhole in                    */
+/* twisted_ws/core/http.py: a complete, well-formed head that arrives in one */
+/* piece.  It answers None whenever that Python fast path gives no head (it  */
+/* then raises or hands over to the line parser, which names the problem),   */
+/* so every check here need only be exact about which heads pass and what    */
+/* they parse to; tests/test_http.py holds the two equal on generated heads. */
+/*                                                                           */
+/* First the data's first CRLFCRLF is looked for, as the Python code does   */
+/* (no whole head yet: None, no object made).  Then one pass from the start: */
+/* the start line, then header lines until an empty one.  No byte of a line */
+/* may be CR or LF, so the CRLF ending each line is the first CRLF after its */
+/* start, and the empty line that ends the pass is the one that CRLFCRLF     */
+/* found: the same head the Python code finds.  No read goes past it.        */
+/* ------------------------------------------------------------------------ */
+
+#define TWS_TCHAR 1   /* RFC 7230 tchar: header names and methods */
+#define TWS_TEXT 2    /* HTAB, SP to '~' and 0x80-0xFF: values and reasons */
+
+static const unsigned char tws_http_class[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0,  /* 0x00 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  /* 0x10 */
+    2, 3, 2, 3, 3, 3, 3, 3, 2, 2, 3, 3, 2, 3, 3, 2,  /* 0x20 */
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2,  /* 0x30 */
+    2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,  /* 0x40 */
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 3, 3,  /* 0x50 */
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,  /* 0x60 */
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2, 3, 2, 3, 0,  /* 0x70 */
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,  /* 0x80 */
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,  /* 0x90 */
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,  /* 0xa0 */
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,  /* 0xb0 */
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,  /* 0xc0 */
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,  /* 0xd0 */
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,  /* 0xe0 */
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,  /* 0xf0 */
+};
+
+#define TWS_IS_TCHAR(c) (tws_http_class[(c)] & TWS_TCHAR)
+#define TWS_IS_TEXT(c) (tws_http_class[(c)] & TWS_TEXT)
+#define TWS_IS_DIGIT(c) ((unsigned char)((c) - '0') < 10)
+#define TWS_IS_BLANK(c) ((c) == ' ' || (c) == '\t')
+
+/* The str of the latin-1 bytes s[0:len]: the compact ASCII kind unless
+ * high (the OR of the bytes) has bit 7 set.  PyUnicode_New(0, ...) is the
+ * empty string. */
+static PyObject *
+latin1_str(const unsigned char *s, Py_ssize_t len, unsigned int high)
+{
+    PyObject *u = PyUnicode_New(len, (high & 0x80) ? 255 : 127);
+    if (u != NULL && len > 0) {
+        memcpy(PyUnicode_1BYTE_DATA(u), s, (size_t)len);
+    }
+    return u;
+}
+
+/* The ASCII bytes s[0:len] lowercased (only A-Z change, as str.lower()
+ * does for ASCII). */
+static PyObject *
+ascii_lower(const unsigned char *s, Py_ssize_t len)
+{
+    PyObject *u = PyUnicode_New(len, 127);
+    Py_ssize_t i;
+    Py_UCS1 *d;
+    if (u == NULL) {
+        return NULL;
+    }
+    d = PyUnicode_1BYTE_DATA(u);
+    for (i = 0; i < len; i++) {
+        unsigned char c = s[i];
+        d[i] = (c >= 'A' && c <= 'Z') ? (Py_UCS1)(c + ('a' - 'A')) : c;
+    }
+    return u;
+}
+
+static PyObject *
+version_tuple(int major, int minor)
+{
+    PyObject *t = PyTuple_New(2), *v;
+    if (t == NULL) {
+        return NULL;
+    }
+    v = PyLong_FromLong(major);
+    if (v == NULL) {
+        Py_DECREF(t);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(t, 0, v);
+    v = PyLong_FromLong(minor);
+    if (v == NULL) {
+        Py_DECREF(t);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(t, 1, v);
+    return t;
+}
+
+/* Where the first "\r\n\r\n" in p[0:n] starts, or -1. */
+static Py_ssize_t
+find_head_end(const unsigned char *p, Py_ssize_t n)
+{
+    Py_ssize_t i = 0;
+    while (n - i >= 4) {
+        const unsigned char *cr = memchr(p + i, '\r', (size_t)(n - i - 3));
+        if (cr == NULL) {
+            return -1;
+        }
+        i = cr - p;
+        if (p[i + 1] == '\n' && p[i + 2] == '\r' && p[i + 3] == '\n') {
+            return i;
+        }
+        i++;
+    }
+    return -1;
+}
+
+/* Read a limit: 1 and *out set for an int that fits a Py_ssize_t; 0 for
+ * anything else (another number type, a huge int: the Python code, which
+ * compares any number, takes the head); -1 with an exception set. */
+static int
+get_limit(PyObject *obj, Py_ssize_t *out)
+{
+    if (!PyLong_Check(obj)) {
+        return 0;
+    }
+    *out = PyLong_AsSsize_t(obj);
+    if (*out == -1 && PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError)) {
+            return -1;
+        }
+        PyErr_Clear();
+        return 0;
+    }
+    return 1;
+}
+
+/* Append one field to fields and to index (lowercase name -> values).
+ * upper says whether the name has an uppercase letter: without one the
+ * name itself is the key.  0 on success, -1 with an exception set. */
+static int
+add_field(PyObject *fields, PyObject *index, const unsigned char *name,
+          Py_ssize_t nameLen, int upper, const unsigned char *value,
+          Py_ssize_t valueLen, unsigned int high)
+{
+    PyObject *nameStr, *valueStr, *pair, *key, *values;
+    int rc;
+
+    nameStr = latin1_str(name, nameLen, 0);
+    if (nameStr == NULL) {
+        return -1;
+    }
+    valueStr = latin1_str(value, valueLen, high);
+    if (valueStr == NULL) {
+        Py_DECREF(nameStr);
+        return -1;
+    }
+    if (upper) {
+        key = ascii_lower(name, nameLen);
+        if (key == NULL) {
+            Py_DECREF(nameStr);
+            Py_DECREF(valueStr);
+            return -1;
+        }
+    }
+    else {
+        Py_INCREF(nameStr);
+        key = nameStr;
+    }
+    pair = PyTuple_New(2);
+    if (pair == NULL) {
+        Py_DECREF(nameStr);
+        Py_DECREF(valueStr);
+        Py_DECREF(key);
+        return -1;
+    }
+    PyTuple_SET_ITEM(pair, 0, nameStr);   /* stolen */
+    PyTuple_SET_ITEM(pair, 1, valueStr);  /* stolen; pair keeps it alive */
+    rc = PyList_Append(fields, pair);
+    Py_DECREF(pair);
+    if (rc < 0) {
+        Py_DECREF(key);
+        return -1;
+    }
+    values = PyDict_GetItemWithError(index, key);  /* borrowed */
+    if (values != NULL) {
+        rc = PyList_Append(values, valueStr);
+    }
+    else if (PyErr_Occurred()) {
+        rc = -1;
+    }
+    else {
+        values = PyList_New(1);
+        if (values == NULL) {
+            rc = -1;
+        }
+        else {
+            Py_INCREF(valueStr);
+            PyList_SET_ITEM(values, 0, valueStr);
+            rc = PyDict_SetItem(index, key, values);
+            Py_DECREF(values);
+        }
+    }
+    Py_DECREF(key);
+    return rc;
+}
+
+PyDoc_STRVAR(parsehead_doc,
+"parseHead(data, isRequest, maxLineLength, maxHeaderBytes, maxHeaderCount)\n"
+"\n"
+"The whole-head fast path of twisted_ws.core.http.HeadParser: parse the\n"
+"complete, well-formed HTTP/1.1 head that starts the bytes data (CRLF\n"
+"line ends, token names, values free of controls but HTAB, every limit\n"
+"kept).  Returns (method, target, version, fields, index, raw, rest) for\n"
+"a request and (version, status, reason, fields, index, raw, rest) for a\n"
+"response: fields the list of (name, value) pairs, index their values by\n"
+"lowercase name, raw the header block decoded as latin-1, rest the bytes\n"
+"after the head.  Returns None for anything else (no whole head, a\n"
+"malformed one, a limit broken, data not bytes, a limit not an int that\n"
+"fits): the Python parser decides those.");
+
+static PyObject *
+tws_parsehead(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    const unsigned char *p;
+    Py_ssize_t size, n, q, maxLine, maxBytes, maxCount, count = 0;
+    Py_ssize_t firstEnd, blockStart, s1 = 0, t0 = 0, t1 = 0;
+    int isRequest, ok, major = 0, minor = 0, status = 0;
+    unsigned int high = 0, reasonHigh = 0;
+    PyObject *fields = NULL, *index = NULL, *result = NULL;
+    PyObject *items[7] = {NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    int i;
+    (void)module;
+
+    if (nargs != 5) {
+        PyErr_Format(PyExc_TypeError,
+                     "parseHead() takes exactly 5 arguments (%zd given)",
+                     nargs);
+        return NULL;
+    }
+    if (!PyBytes_Check(args[0])) {
+        Py_RETURN_NONE;
+    }
+    isRequest = PyObject_IsTrue(args[1]);
+    if (isRequest < 0) {
+        return NULL;
+    }
+    if ((ok = get_limit(args[2], &maxLine)) <= 0
+        || (ok = get_limit(args[3], &maxBytes)) <= 0
+        || (ok = get_limit(args[4], &maxCount)) <= 0) {
+        if (ok < 0) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    p = (const unsigned char *)PyBytes_AS_STRING(args[0]);
+    size = PyBytes_GET_SIZE(args[0]);
+    /* The head ends at the first CRLFCRLF (see above): nothing past it is
+     * read, and a head not complete yet costs one search. */
+    n = find_head_end(p, size);
+    if (n < 0) {
+        Py_RETURN_NONE;
+    }
+    n += 4;
+
+    /* The start line: p[0:s1] is the method and p[t0:t1] the target, or
+     * p[t0:t1] the reason phrase. */
+    if (isRequest) {
+        /* token SP [\x21-\x7e]+ SP "HTTP/" DIGIT "." DIGIT */
+        q = 0;
+        while (q < n && TWS_IS_TCHAR(p[q])) {
+            q++;
+        }
+        if (q == 0 || q >= n || p[q] != ' ') {
+            Py_RETURN_NONE;
+        }
+        s1 = q++;
+        t0 = q;
+        while (q < n && p[q] >= 0x21 && p[q] <= 0x7e) {
+            q++;
+        }
+        t1 = q;
+        if (t1 == t0 || n - q < 9 || memcmp(p + q, " HTTP/", 6) != 0
+            || !TWS_IS_DIGIT(p[q + 6]) || p[q + 7] != '.'
+            || !TWS_IS_DIGIT(p[q + 8])) {
+            Py_RETURN_NONE;
+        }
+        major = p[q + 6] - '0';
+        minor = p[q + 8] - '0';
+        q += 9;
+    }
+    else {
+        /* "HTTP/" DIGIT "." DIGIT SP 3DIGIT [SP reason] */
+        if (n < 12 || memcmp(p, "HTTP/", 5) != 0 || !TWS_IS_DIGIT(p[5])
+            || p[6] != '.' || !TWS_IS_DIGIT(p[7]) || p[8] != ' '
+            || !TWS_IS_DIGIT(p[9]) || !TWS_IS_DIGIT(p[10])
+            || !TWS_IS_DIGIT(p[11])) {
+            Py_RETURN_NONE;
+        }
+        major = p[5] - '0';
+        minor = p[7] - '0';
+        status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
+        q = t0 = t1 = 12;
+        if (q < n && p[q] == ' ') {
+            t0 = ++q;
+            while (q < n && TWS_IS_TEXT(p[q])) {
+                reasonHigh |= p[q];
+                q++;
+            }
+            t1 = q;
+        }
+    }
+    if (n - q < 2 || p[q] != '\r' || p[q + 1] != '\n') {
+        Py_RETURN_NONE;
+    }
+    firstEnd = q;
+    if (firstEnd > maxLine) {
+        Py_RETURN_NONE;
+    }
+    q += 2;
+    blockStart = q;
+
+    fields = PyList_New(0);
+    if (fields == NULL) {
+        goto error;
+    }
+    index = PyDict_New();
+    if (index == NULL) {
+        goto error;
+    }
+    /* Header lines: token ":" [SP / HTAB]* text* CRLF, until "\r\n". */
+    for (;;) {
+        Py_ssize_t lineStart = q, nameEnd, valueStart, valueEnd;
+        unsigned int lineHigh = 0;
+        int upper = 0;
+
+        if (n - q >= 2 && p[q] == '\r' && p[q + 1] == '\n') {
+            break;
+        }
+        if (++count > maxCount) {
+            goto fallback;
+        }
+        while (q < n && TWS_IS_TCHAR(p[q])) {
+            upper |= (p[q] >= 'A' && p[q] <= 'Z');
+            q++;
+        }
+        if (q == lineStart || q >= n || p[q] != ':') {
+            goto fallback;
+        }
+        nameEnd = q++;
+        while (q < n && TWS_IS_BLANK(p[q])) {
+            q++;
+        }
+        valueStart = q;
+        while (q < n && TWS_IS_TEXT(p[q])) {
+            lineHigh |= p[q];
+            q++;
+        }
+        if (n - q < 2 || p[q] != '\r' || p[q + 1] != '\n'
+            || q - lineStart > maxLine || q + 2 - blockStart > maxBytes) {
+            goto fallback;
+        }
+        valueEnd = q;
+        while (valueEnd > valueStart && TWS_IS_BLANK(p[valueEnd - 1])) {
+            valueEnd--;
+        }
+        q += 2;
+        high |= lineHigh;
+        if (add_field(fields, index, p + lineStart, nameEnd - lineStart,
+                      upper, p + valueStart, valueEnd - valueStart,
+                      lineHigh) < 0) {
+            goto error;
+        }
+    }
+    /* q is at the final CRLF (q + 2 == n, as argued above; checked for
+     * safety's sake); the block is blockStart:q.  The limits are checked
+     * once more for an empty block (negative limits). */
+    if (q + 2 != n || q - blockStart > maxBytes || count > maxCount) {
+        goto fallback;
+    }
+
+    if (isRequest) {
+        items[0] = latin1_str(p, s1, 0);
+        items[1] = items[0] ? latin1_str(p + t0, t1 - t0, 0) : NULL;
+        items[2] = items[1] ? version_tuple(major, minor) : NULL;
+    }
+    else {
+        items[0] = version_tuple(major, minor);
+        items[1] = items[0] ? PyLong_FromLong(status) : NULL;
+        items[2] = items[1] ? latin1_str(p + t0, t1 - t0, reasonHigh) : NULL;
+    }
+    if (items[2] == NULL) {
+        goto error;
+    }
+    items[3] = fields;
+    items[4] = index;
+    fields = index = NULL;
+    items[5] = latin1_str(p + blockStart, q - blockStart, high);
+    if (items[5] == NULL) {
+        goto error;
+    }
+    items[6] = PyBytes_FromStringAndSize((const char *)p + n, size - n);
+    if (items[6] == NULL) {
+        goto error;
+    }
+    result = PyTuple_New(7);
+    if (result == NULL) {
+        goto error;
+    }
+    for (i = 0; i < 7; i++) {
+        PyTuple_SET_ITEM(result, i, items[i]);  /* stolen */
+    }
+    return result;
+
+fallback:
+    Py_DECREF(fields);
+    Py_DECREF(index);
+    Py_RETURN_NONE;
+
+error:
+    Py_XDECREF(fields);
+    Py_XDECREF(index);
+    for (i = 0; i < 7; i++) {
+        Py_XDECREF(items[i]);
+    }
+    return NULL;
+}
+
 static PyMethodDef speedups_methods[] = {
     {"mask", (PyCFunction)(void (*)(void))tws_mask,
      METH_FASTCALL | METH_KEYWORDS, mask_doc},
     {"maskInto", (PyCFunction)(void (*)(void))tws_maskinto,
      METH_FASTCALL | METH_KEYWORDS, maskinto_doc},
+    {"parseHead", (PyCFunction)(void (*)(void))tws_parsehead,
+     METH_FASTCALL, parsehead_doc},
     {NULL, NULL, 0, NULL}
 };
 
@@ -694,10 +1135,11 @@ static PyModuleDef_Slot speedups_slots[] = {
 };
 
 PyDoc_STRVAR(speedups_doc,
-"Optional C accelerator for twisted_ws: WebSocket payload masking.\n"
+"Optional C accelerator for twisted_ws: WebSocket payload masking and\n"
+"the HTTP/1.1 head fast path.\n"
 "\n"
-"Use twisted_ws.core.masking rather than this module directly; it falls\n"
-"back to pure Python when the extension is not built.");
+"Use twisted_ws.core.masking and twisted_ws.core.http rather than this\n"
+"module directly; they fall back to pure Python when it is not built.");
 
 static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
