@@ -561,3 +561,255 @@ def test_compactHeadersAreParsedAgainOnDemand() -> None:
     headers.add("X-New", "1")
     headers.compact()  # no raw block any more: nothing is dropped
     assert headers.get("x-new") == "1" and len(headers) == 5
+
+
+# The C twin of the whole-head fast path (twisted_ws.core._speedups.parseHead)
+#
+# A parser whose _parseHead is None takes the pure-Python path (_parseWhole);
+# one given the C function takes the C path.  Both must come to the same
+# result on every input: the same head, the same rest, and the same choice
+# between the fast path and the line parser (or the same refusal).  These
+# tests run whether or not TWISTED_WS_NO_EXTENSION is set, as they pick the
+# path themselves; they skip only when the extension is not built.
+
+try:
+    from twisted_ws.core._speedups import parseHead as cParseHead
+except ImportError:  # pragma: no cover - depends on the build
+    cParseHead = None
+
+requiresParseHead = pytest.mark.skipif(
+    cParseHead is None,
+    reason="twisted_ws.core._speedups is not built, or is older than parseHead "
+    "(run `python setup.py build_ext --inplace`)",
+)
+
+DEFAULT_LIMITS = (8192, 16384, 100)
+
+
+def describe(parser: HeadParser, head: RequestHead | ResponseHead) -> tuple[object, ...]:
+    """Everything a head and its parser hold after the head, in comparable form."""
+    headers = head.headers
+    if isinstance(head, RequestHead):
+        start: tuple[object, ...] = (head.method, head.target, head.version)
+    else:
+        start = (head.version, head.status, head.reasonPhrase)
+    return (
+        type(head).__name__,
+        start,
+        list(headers.items()),
+        list(headers.asDict().items()),
+        headers._raw,
+        parser.rest,
+    )
+
+
+def feedOutcome(data: bytes, isRequest: bool, limits: tuple[int, int, int], fast: bool) -> tuple[object, ...]:
+    """What one C{feed} of C{data} gives, through the C twin (C{fast}) or the Python fast path."""
+    parser = HeadParser(isRequest, *limits)
+    parser._parseHead = cParseHead if fast else None
+    try:
+        head = parser.feed(data)
+    except HandshakeError as e:
+        return ("refused", e.status, e.reason)
+    if head is None:
+        return ("incomplete", bytes(parser._buffer or b""))
+    # _buffer stays None when the fast path took the head.
+    return ("head", parser._buffer is None, *describe(parser, head))
+
+
+def pythonWhole(data: bytes, isRequest: bool, limits: tuple[int, int, int]) -> tuple[object, ...] | None:
+    """The pure-Python fast path's head (C{None} when it gives none or raises)."""
+    parser = HeadParser(isRequest, *limits)
+    try:
+        head = parser._parseWhole(data)
+    except HandshakeError:
+        return None
+    return None if head is None else describe(parser, head)
+
+
+def cWhole(data: bytes, isRequest: bool, limits: tuple[int, int, int]) -> tuple[object, ...] | None:
+    """The C twin's answer, in the form of L{pythonWhole}'s."""
+    parsed = cParseHead(data, isRequest, *limits)
+    if parsed is None:
+        return None
+    a, b, c, fields, index, raw, rest = parsed
+    assert list(index.items()) == list(Headers.fromFields(list(fields)).asDict().items())
+    return ("RequestHead" if isRequest else "ResponseHead", (a, b, c), fields, list(index.items()), raw, rest)
+
+
+def assertSame(data: bytes, isRequest: bool, limits: tuple[int, int, int] = DEFAULT_LIMITS) -> bool:
+    """Both paths agree on C{data}; whether the fast path took a head."""
+    expected = pythonWhole(data, isRequest, limits)
+    assert cWhole(data, isRequest, limits) == expected
+    assert feedOutcome(data, isRequest, limits, fast=True) == feedOutcome(data, isRequest, limits, fast=False)
+    return expected is not None
+
+
+_TCHARS = "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_tokens = st.text(alphabet=_TCHARS, min_size=1, max_size=10)
+#: Common header names, in any case, and near misses.
+_COMMON = ["Host", "Upgrade", "Connection", "Sec-WebSocket-Key", "Sec-WebSocket-Version", "User-Agent", "Date"]
+_COMMON += ["Hos", "Hosts", "Sec-WebSocket_Key", "Sec-WebSocket-Ke^", "Upgrad~"]
+_names = st.one_of(
+    _tokens,
+    st.sampled_from(_COMMON),
+    st.tuples(st.sampled_from(_COMMON), st.randoms(use_true_random=False)).map(
+        lambda nr: "".join(c.upper() if nr[1].random() < 0.5 else c.lower() for c in nr[0])
+    ),
+)
+_blanks = st.text(alphabet=" \t", max_size=3)
+_text = st.text(
+    alphabet=st.one_of(
+        st.characters(min_codepoint=0x20, max_codepoint=0x7E),
+        st.characters(min_codepoint=0x80, max_codepoint=0xFF),
+        st.just("\t"),
+    ),
+    max_size=20,
+)
+_digit = st.sampled_from("0123456789")
+#: What the mutations put in: line ends, bare CR and LF, controls, NUL, DEL,
+#: blanks, colons, non-ASCII bytes, obs-fold starts and a whole head end.
+_PIECES = [b"\r", b"\n", b"\r\n", b"\x00", b"\x01", b"\x1f", b"\x7f", b"\t", b" ", b":", b"\x80", b"\xff"]
+_PIECES += [b"\r\n ", b"\r\n\t", b"\r\n\r\n", b"A: b\r\n", b"HTTP/1.1"]
+_mutations = st.tuples(
+    st.sampled_from(["insert", "replace", "delete", "truncate", "bareLF", "bareCR", "repeatLine"]),
+    st.integers(0, 10**6),
+    st.sampled_from(_PIECES),
+)
+
+
+def mutate(data: bytes, op: str, at: int, piece: bytes) -> bytes:
+    at %= len(data) + 1
+    if op == "insert":
+        return data[:at] + piece + data[at:]
+    if op == "replace":
+        return data[:at] + piece + data[at + 1 :]
+    if op == "delete":
+        return data[:at] + data[at + 1 :]
+    if op == "truncate":
+        return data[:at]
+    crlfs = [i for i in range(len(data) - 1) if data[i : i + 2] == b"\r\n"]
+    if not crlfs:
+        return data
+    i = crlfs[at % len(crlfs)]
+    if op == "bareLF":
+        return data[:i] + data[i + 1 :]
+    if op == "bareCR":
+        return data[: i + 1] + data[i + 2 :]
+    # repeatLine: the line ending at that CRLF, 2 to 13 times over.
+    start = data.rfind(b"\r\n", 0, i) + 2 if i else 0
+    return data[:start] + data[start : i + 2] * (2 + at % 12) + data[i + 2 :]
+
+
+@st.composite
+def headCases(draw: st.DrawFn) -> tuple[bytes, bool, tuple[int, int, int]]:
+    """A head (request or response), maybe mutated, what to parse it as, and limits."""
+    isRequest = draw(st.booleans())
+    version = f"HTTP/{draw(_digit)}.{draw(_digit)}"
+    if isRequest:
+        method = draw(st.one_of(st.just("GET"), _tokens))
+        target = draw(st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=20))
+        start = f"{method} {target} {version}"
+    else:
+        reason = draw(st.one_of(st.just(""), st.just(" "), _text.map(lambda t: " " + t)))
+        start = f"{version} {draw(_digit)}{draw(_digit)}{draw(_digit)}{reason}"
+    fields = draw(st.lists(st.tuples(_names, _blanks, _text, _blanks), max_size=8))
+    lines = [start] + [f"{name}:{before}{value}{after}" for name, before, value, after in fields]
+    data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + draw(st.binary(max_size=12))
+    for op, at, piece in draw(st.lists(_mutations, max_size=3)):
+        data = mutate(data, op, at, piece)
+    parseAs = draw(st.one_of(st.just(isRequest), st.booleans()))
+    limits = draw(
+        st.one_of(
+            st.just(DEFAULT_LIMITS),
+            st.tuples(st.integers(-1, 80), st.integers(-1, 300), st.integers(-1, 10)),
+        )
+    )
+    return data, parseAs, limits
+
+
+@requiresParseHead
+@settings(max_examples=1000, deadline=None)
+@given(headCases())
+def test_cParseHeadMatchesPython(case: tuple[bytes, bool, tuple[int, int, int]]) -> None:
+    """
+    On generated heads, valid and broken (bare LF or CR, controls, NUL,
+    obs-fold, non-ASCII, long lines, many fields, no end, the other kind
+    of head), the C twin and the Python fast path give the same head and
+    rest, or both leave the head to the line parser.
+    """
+    assertSame(*case)
+
+
+@requiresParseHead
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=120), st.booleans())
+def test_cParseHeadArbitraryBytes(data: bytes, isRequest: bool) -> None:
+    assertSame(data, isRequest, (64, 128, 4))
+    assertSame(b"GET / HTTP/1.1\r\n" + data, isRequest, (64, 128, 4))
+
+
+@requiresParseHead
+@pytest.mark.parametrize("isRequest", [True, False])
+def test_cParseHeadTakesWellFormedHeads(isRequest: bool) -> None:
+    """The C twin takes what the Python fast path takes: a property test that never compared heads would pass."""
+    start = b"GET /p?q HTTP/1.1" if isRequest else b"HTTP/1.1 101 Switching Protocols \xe9"
+    data = start + b"\r\nHost: h\r\nX-A:\t caf\xe9 \t\r\nx-a:\r\nE: a\tb\r\nhOST: 2\r\nhost: 3\r\n\r\n\x81\x00"
+    assert assertSame(data, isRequest)
+    parsed = cParseHead(data, isRequest, *DEFAULT_LIMITS)
+    fields = [("Host", "h"), ("X-A", "caf\xe9"), ("x-a", ""), ("E", "a\tb"), ("hOST", "2"), ("host", "3")]
+    assert parsed[3] == fields
+    assert parsed[4] == {"host": ["h", "2", "3"], "x-a": ["caf\xe9", ""], "e": ["a\tb"]}
+    assert parsed[6] == b"\x81\x00"
+    if not isRequest:
+        assert parsed[:3] == ((1, 1), 101, "Switching Protocols \xe9")
+    assert assertSame(start + b"\r\n\r\n", isRequest)
+    assert cParseHead(start + b"\r\n\r\n", isRequest, *DEFAULT_LIMITS)[3:6] == ([], {}, "")
+
+
+@requiresParseHead
+def test_cParseHeadLimitsAtTheEdge() -> None:
+    """Each limit exactly kept takes the fast path; one past it does not (in both paths)."""
+    line = b"GET /" + b"a" * 86 + b" HTTP/1.1"  # 100 bytes
+    field = b"A: " + b"b" * 95  # 98 bytes, 100 with its CRLF
+    head = line + b"\r\n" + field + b"\r\n" + field + b"\r\n\r\n"
+    assert assertSame(head, True, (100, 200, 2))
+    assert not assertSame(head, True, (99, 200, 2))  # the request line
+    assert not assertSame(head, True, (100, 199, 2))  # the header block
+    assert not assertSame(head, True, (100, 200, 1))  # the field count
+    short = b"GET / HTTP/1.1\r\n" + field + b"\r\n\r\n"
+    assert assertSame(short, True, (98, 100, 1))
+    assert not assertSame(short, True, (97, 100, 1))  # the header line
+    for limits in [(-1, 0, 0), (100, -1, 0), (100, 0, -1)]:
+        assertSame(b"GET / HTTP/1.1\r\n\r\n", True, limits)
+
+
+@requiresParseHead
+def test_cParseHeadLeavesOddInputToPython() -> None:
+    """Not bytes, or limits that are not ints fitting a C size: the Python code decides."""
+    data = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"
+    assert cParseHead(data, True, *DEFAULT_LIMITS) is not None
+    assert cParseHead(bytearray(data), True, *DEFAULT_LIMITS) is None
+    assert cParseHead(memoryview(data), True, *DEFAULT_LIMITS) is None
+    assert cParseHead(data, True, 8192.0, 16384, 100) is None
+    assert cParseHead(data, True, 8192, 2**100, 100) is None
+    assert cParseHead(data, True, 8192, 16384, -(2**100)) is None
+    head = HeadParser(True, 8192, 2**100, 100).feed(data)
+    assert isinstance(head, RequestHead) and head.headers.get("host") == "h"
+    with pytest.raises(TypeError):
+        cParseHead(data, True, 8192, 16384)
+    with pytest.raises(TypeError):
+        cParseHead(data, True, 8192, 16384, 100, 1)
+
+
+def test_parseHeadSelection() -> None:
+    """The C twin is used unless TWISTED_WS_NO_EXTENSION says not to, as for masking."""
+    from twisted_ws.core import http
+
+    for value in ("1", "yes"):
+        assert http._selectParseHead({"TWISTED_WS_NO_EXTENSION": value}) is None
+    for environ in ({}, {"TWISTED_WS_NO_EXTENSION": ""}, {"TWISTED_WS_NO_EXTENSION": "0"}):
+        assert http._selectParseHead(environ) is cParseHead
+    from twisted_ws.core.masking import HAVE_SPEEDUPS
+
+    assert (HeadParser._parseHead is not None) == (HAVE_SPEEDUPS and cParseHead is not None)

@@ -16,10 +16,12 @@ trickles one byte at a time costs linear, not quadratic, time.
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
+from typing import Any
 
 from twisted_ws.core.errors import HandshakeError
 
@@ -61,6 +63,20 @@ _BAD_TARGET_RE = re.compile(r"[\x00-\x20\x7f]")
 _FIELD = f"([{_TCHAR}]+):[ \\t]*([^\\x00-\\x08\\x0a-\\x1f\\x7f]*)\\r\\n"
 _FIELD_RE = re.compile(_FIELD)
 _FIELDS_RE = re.compile(f"(?:{_FIELD})*")
+
+_ParseHead = Callable[[bytes, bool, int, int, int], tuple[Any, ...] | None]
+
+
+def _selectParseHead(environ: Mapping[str, str]) -> _ParseHead | None:
+    """C{_speedups.parseHead} unless not built (or too old) or disabled as in L{twisted_ws.core.masking}."""
+    if environ.get("TWISTED_WS_NO_EXTENSION", "") not in ("", "0"):
+        return None
+    try:
+        from ._speedups import parseHead
+    except ImportError:
+        return None
+    fast: _ParseHead = parseHead
+    return fast
 
 #: Status carried by every L{HandshakeError} raised while parsing a
 #: I{response} head: the server (from the client's point of view, a gateway)
@@ -302,6 +318,8 @@ class HeadParser:
     _headerStart: int | None = None
     _startLine: tuple[object, ...] | None = None
     _finished = False
+    #: The C twin of L{_parseWhole} (C{None}: not built; tests set it so to compare).
+    _parseHead: _ParseHead | None = _selectParseHead(os.environ)
 
     def __init__(
         self,
@@ -324,6 +342,15 @@ class HeadParser:
         """
         if self._finished:
             raise RuntimeError("HeadParser.feed called after the head ended")
+        parse = self._parseHead
+        if parse is not None and self._buffer is None:
+            parsed = parse(data, self.isRequest, self.maxLineLength, self.maxHeaderBytes, self.maxHeaderCount)
+            if parsed is not None:
+                headers = Headers.__new__(Headers)
+                a, b, c, headers._pairsList, headers._indexDict, headers._raw, self.rest = parsed
+                self._finished = True
+                return RequestHead(a, b, c, headers) if self.isRequest else ResponseHead(a, b, c, headers)
+            self._buffer = bytearray()  # no whole head: on to the line parser
         try:
             return self._feed(data)
         except HandshakeError:
