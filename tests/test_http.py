@@ -647,7 +647,8 @@ def assertSame(data: bytes, isRequest: bool, limits: tuple[int, int, int] = DEFA
 
 _TCHARS = "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _tokens = st.text(alphabet=_TCHARS, min_size=1, max_size=10)
-#: Common header names, in any case, and near misses.
+#: Names the C parser makes one str for (as usually spelt, and lowercase),
+#: in any case, and near misses.
 _COMMON = ["Host", "Upgrade", "Connection", "Sec-WebSocket-Key", "Sec-WebSocket-Version", "User-Agent", "Date"]
 _COMMON += ["Hos", "Hosts", "Sec-WebSocket_Key", "Sec-WebSocket-Ke^", "Upgrad~"]
 _names = st.one_of(
