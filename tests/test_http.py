@@ -730,7 +730,7 @@ def headCases(draw: st.DrawFn) -> tuple[bytes, bool, tuple[int, int, int]]:
 
 
 @requiresParseHead
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(headCases())
 def test_cParseHeadMatchesPython(case: tuple[bytes, bool, tuple[int, int, int]]) -> None:
     """
