@@ -175,6 +175,25 @@ def test_acceptHookPicksSubprotocolAndHeaders():
     assert transport.protocol.subprotocol == "b"
 
 
+def test_requestAddressesComeFromTheTransport():
+    """
+    The request's peer is the transport's; its local address is asked of
+    the transport only when read (a system call most applications never
+    need), and then once.
+    """
+    factory, _ = makeFactory()
+    handshake, transport = connect(factory)
+    asked = []
+    getHost = transport.getHost
+    transport.getHost = lambda: asked.append(1) or getHost()  # type: ignore[method-assign]
+    handshake.dataReceived(upgradeRequest())
+    request = transport.protocol.request
+    assert request.peer == transport.getPeer()
+    assert asked == []
+    assert request.local == getHost() and request.local == getHost()
+    assert asked == [1]
+
+
 def test_defaultSubprotocolFollowsServerPreference():
     factory, _ = makeFactory(subprotocols=["v2", "v1"])
     handshake, transport = connect(factory)

@@ -63,7 +63,7 @@ class ServerHandshakeProtocol(Protocol, PendingHandshake):
             return
         transport = self.transport
         outcome.peer = transport.getPeer()
-        outcome.local = transport.getHost()
+        outcome.localFrom(transport.getHost)
         if ISSLTransport.providedBy(transport):
             outcome.secure = True
             outcome.peerCertificate = peerCertificate(transport)

@@ -7,7 +7,7 @@ Server-side errors are L{HandshakeError}s carrying the HTTP answer to send.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from twisted_ws.core.errors import HandshakeError
@@ -50,13 +50,45 @@ _UPGRADE_REQUIRED_HEADERS = (
 )
 
 
+class _ReadLazily:
+    """
+    A dataclass field whose value may be left to a function, called the
+    first time the field is read (see L{HandshakeRequest.localFrom}).
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._slot = "_" + name
+
+    def __get__(self, instance: object, owner: type | None = None) -> object:
+        if instance is None:
+            return None  # the field's default
+        values = instance.__dict__
+        value = values.get(self._slot)
+        if type(value) is _Later:
+            value = values[self._slot] = value.source()
+        return value
+
+    def __set__(self, instance: object, value: object) -> None:
+        instance.__dict__[self._slot] = value
+
+
+class _Later:
+    """A field's value to come: C{source()}."""
+
+    __slots__ = ("source",)
+
+    def __init__(self, source: Callable[[], object]) -> None:
+        self.source = source
+
+
 @dataclass
 class HandshakeRequest:
     """
     A validated WebSocket upgrade request, as the application sees it.
 
     C{peer}, C{local} and C{secure} describe the transport; the I/O-free
-    core cannot know them, so the Twisted layer fills them in.
+    core cannot know them, so the Twisted layer fills them in (C{local}
+    when first read, see L{localFrom}).
     C{webRequest} is the C{twisted.web} request when the upgrade arrived
     through a resource (cookies, session, args), else C{None}.
     C{peerCertificate} is the client's TLS certificate (a
@@ -84,7 +116,7 @@ class HandshakeRequest:
     extensions: list[ExtensionOffer]
     httpVersion: str = "1.1"
     peer: object = None
-    local: object = None
+    local: object = _ReadLazily()
     secure: bool = False
     webRequest: object = None
     peerCertificate: object = None
@@ -92,6 +124,14 @@ class HandshakeRequest:
     def header(self, name: str) -> str | None:
         """The first value of header C{name} (case-insensitive), or None."""
         return self.headers.get(name)
+
+    def localFrom(self, source: Callable[[], object]) -> None:
+        """
+        Let C{local} be C{source()}, called the first time C{local} is read:
+        most applications never read it, and a socket's local address
+        costs a system call.
+        """
+        self.__dict__["_local"] = _Later(source)
 
 
 
