@@ -1,8 +1,9 @@
 """
 Build steps for twisted_ws that pyproject.toml cannot declare.
 
-The C accelerator (masking and frame scanning) is optional: when it cannot be
-compiled the install still succeeds and the pure-Python code is used.
+The C accelerator (masking, message buffers, head parsing) is optional:
+when it cannot be compiled the install still succeeds and the pure-Python
+code is used.
 """
 
 import os

@@ -403,7 +403,7 @@ def test_requireExtension():
     if os.environ.get("TWISTED_WS_REQUIRE_EXTENSION", "") in ("", "0"):
         pytest.skip("TWISTED_WS_REQUIRE_EXTENSION is not set")
     importlib.import_module("twisted_ws.core._speedups")
-    if not masking._extensionDisabled(os.environ):
+    if not masking.extensionDisabled(os.environ):
         assert HAVE_SPEEDUPS
 
 
@@ -415,7 +415,7 @@ def test_boundImplementation():
         assert masking.mask is pyMask
         assert masking.maskInto is pyMaskInto
     assert HAVE_SPEEDUPS == (
-        _speedups is not None and not masking._extensionDisabled(os.environ)
+        _speedups is not None and not masking.extensionDisabled(os.environ)
     )
 
 
@@ -423,9 +423,9 @@ def test_boundImplementation():
     "value,disabled",
     [(None, False), ("", False), ("0", False), ("1", True), ("yes", True)],
 )
-def test_extensionDisabled(value, disabled):
+def testextensionDisabled(value, disabled):
     environ = {} if value is None else {"TWISTED_WS_NO_EXTENSION": value}
-    assert masking._extensionDisabled(environ) is disabled
+    assert masking.extensionDisabled(environ) is disabled
 
 
 def test_selectDisabled():

@@ -24,6 +24,7 @@ from http import HTTPStatus
 from typing import Any
 
 from twisted_ws.core.errors import HandshakeError
+from twisted_ws.core.masking import extensionDisabled
 
 __all__ = [
     "Headers",
@@ -68,8 +69,8 @@ _ParseHead = Callable[[bytes, bool, int, int, int], tuple[Any, ...] | None]
 
 
 def _selectParseHead(environ: Mapping[str, str]) -> _ParseHead | None:
-    """C{_speedups.parseHead} unless not built (or too old) or disabled as in L{twisted_ws.core.masking}."""
-    if environ.get("TWISTED_WS_NO_EXTENSION", "") not in ("", "0"):
+    """C{_speedups.parseHead} unless not built (or too old) or disabled (L{extensionDisabled})."""
+    if extensionDisabled(environ):
         return None
     try:
         from ._speedups import parseHead

@@ -37,6 +37,7 @@ from typing import Any
 
 __all__ = [
     "HAVE_SPEEDUPS",
+    "extensionDisabled",
     "MessageBuffer",
     "PyMessageBuffer",
     "mask",
@@ -158,9 +159,10 @@ class PyMessageBuffer:
         return bytes(buf)
 
 
-def _extensionDisabled(environ: Mapping[str, str]) -> bool:
+def extensionDisabled(environ: Mapping[str, str]) -> bool:
     """
-    Whether C{environ} asks for the pure-Python code.
+    Whether C{environ} asks for the pure-Python code (for every part of
+    the C accelerator: masking here, head parsing in L{twisted_ws.core.http}).
 
     @return: C{True} when C{TWISTED_WS_NO_EXTENSION} is set to anything other
         than C{""} or C{"0"}.
@@ -176,7 +178,7 @@ def _select(
 
     @return: C{(haveSpeedups, mask, maskInto, MessageBuffer)}.
     """
-    if not _extensionDisabled(environ):
+    if not extensionDisabled(environ):
         try:
             from ._speedups import (
                 MessageBuffer as cMessageBuffer,
