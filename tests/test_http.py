@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from typing import Any, SupportsIndex
 
 import pytest
@@ -814,3 +815,32 @@ def test_parseHeadSelection() -> None:
     from twisted_ws.core.masking import HAVE_SPEEDUPS
 
     assert (HeadParser._parseHead is not None) == (HAVE_SPEEDUPS and cParseHead is not None)
+
+
+def test_badLineAfterBlankLedValuesFailsFast() -> None:
+    """
+    The pure-Python fast path refuses a head whose last line is bad, after
+    many lines whose values start with blanks, at once: when the line
+    pattern let blanks go to either of two parts, the repeated pattern
+    retried every split of every earlier line (10 such lines took 44 s, 40
+    would never end).  SIGALRM turns a regression into a failure, not a
+    hang; the parse itself takes microseconds.
+    """
+    alarm = getattr(signal, "SIGALRM", None)
+    if alarm is None:
+        pytest.skip("no SIGALRM on this platform")
+    data = b"GET / HTTP/1.1\r\n" + b"A:      x\r\n" * 40 + b"B:\x01\r\n\r\n"
+
+    def hung(signum: int, frame: object) -> None:
+        raise AssertionError("the head parser backtracked exponentially")
+
+    previous = signal.signal(alarm, hung)
+    signal.alarm(10)
+    try:
+        assert HeadParser(True)._parseWhole(data) is None
+        with pytest.raises(HandshakeError) as e:
+            HeadParser(True).feed(data)
+        assert e.value.status == 400
+    finally:
+        signal.alarm(0)
+        signal.signal(alarm, previous)

@@ -57,11 +57,11 @@ _BAD_VALUE_BYTES_RE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 #: application-supplied value end the line and inject headers.
 _BAD_OUTPUT_RE = re.compile(r"[\x00\r\n]")
 _BAD_TARGET_RE = re.compile(r"[\x00-\x20\x7f]")
-#: One well-formed header line (latin-1 decoded), for the whole-head fast
-#: path: a token name, a value free of controls other than HTAB, CRLF.
-#: The value is matched greedily (a lazy match that leaves trailing blanks
-#: out costs twice as much) and its trailing blanks are stripped after.
-_FIELD = f"([{_TCHAR}]+):[ \\t]*([^\\x00-\\x08\\x0a-\\x1f\\x7f]*)\\r\\n"
+#: One header line (latin-1) for the whole-head fast path: token, colon, a value free of
+#: controls but HTAB, CRLF.  The value starts with a non-blank, so a line matches one way
+#: only (if blanks could go to either part, a bad line would make the repeat retry every
+#: split of every earlier line: exponential).  Trailing blanks are stripped after.
+_FIELD = f"([{_TCHAR}]+):[ \\t]*((?:[^\\x00-\\x20\\x7f][^\\x00-\\x08\\x0a-\\x1f\\x7f]*)?)\\r\\n"
 _FIELD_RE = re.compile(_FIELD)
 _FIELDS_RE = re.compile(f"(?:{_FIELD})*")
 
