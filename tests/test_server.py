@@ -177,21 +177,23 @@ def test_acceptHookPicksSubprotocolAndHeaders():
 
 def test_requestAddressesComeFromTheTransport():
     """
-    The request's peer is the transport's; its local address is asked of
-    the transport only when read (a system call most applications never
+    The request's addresses are the transport's, each asked of it only
+    when read (a system call or an address object most applications never
     need), and then once.
     """
     factory, _ = makeFactory()
     handshake, transport = connect(factory)
     asked = []
-    getHost = transport.getHost
-    transport.getHost = lambda: asked.append(1) or getHost()  # type: ignore[method-assign]
+    getHost, getPeer = transport.getHost, transport.getPeer
+    transport.getHost = lambda: asked.append("host") or getHost()  # type: ignore[method-assign]
+    transport.getPeer = lambda: asked.append("peer") or getPeer()  # type: ignore[method-assign]
     handshake.dataReceived(upgradeRequest())
     request = transport.protocol.request
-    assert request.peer == transport.getPeer()
     assert asked == []
+    assert request.peer == getPeer() and request.peer == getPeer()
+    assert asked == ["peer"]
     assert request.local == getHost() and request.local == getHost()
-    assert asked == [1]
+    assert asked == ["peer", "host"]
 
 
 def test_defaultSubprotocolFollowsServerPreference():

@@ -62,8 +62,7 @@ class ServerHandshakeProtocol(Protocol, PendingHandshake):
             self._refuse(outcome)
             return
         transport = self.transport
-        outcome.peer = transport.getPeer()
-        outcome.localFrom(transport.getHost)
+        outcome.addressesFrom(transport.getPeer, transport.getHost)
         if ISSLTransport.providedBy(transport):
             outcome.secure = True
             outcome.peerCertificate = peerCertificate(transport)

@@ -53,7 +53,7 @@ _UPGRADE_REQUIRED_HEADERS = (
 class _ReadLazily:
     """
     A dataclass field whose value may be left to a function, called the
-    first time the field is read (see L{HandshakeRequest.localFrom}).
+    first time the field is read (see L{HandshakeRequest.addressesFrom}).
     """
 
     def __set_name__(self, owner: type, name: str) -> None:
@@ -87,8 +87,8 @@ class HandshakeRequest:
     A validated WebSocket upgrade request, as the application sees it.
 
     C{peer}, C{local} and C{secure} describe the transport; the I/O-free
-    core cannot know them, so the Twisted layer fills them in (C{local}
-    when first read, see L{localFrom}).
+    core cannot know them, so the Twisted layer fills them in (the
+    addresses when first read, see L{addressesFrom}).
     C{webRequest} is the C{twisted.web} request when the upgrade arrived
     through a resource (cookies, session, args), else C{None}.
     C{peerCertificate} is the client's TLS certificate (a
@@ -115,7 +115,7 @@ class HandshakeRequest:
     protocols: list[str]
     extensions: list[ExtensionOffer]
     httpVersion: str = "1.1"
-    peer: object = None
+    peer: object = _ReadLazily()
     local: object = _ReadLazily()
     secure: bool = False
     webRequest: object = None
@@ -125,13 +125,15 @@ class HandshakeRequest:
         """The first value of header C{name} (case-insensitive), or None."""
         return self.headers.get(name)
 
-    def localFrom(self, source: Callable[[], object]) -> None:
+    def addressesFrom(
+        self, peer: Callable[[], object], local: Callable[[], object]
+    ) -> None:
         """
-        Let C{local} be C{source()}, called the first time C{local} is read:
-        most applications never read it, and a socket's local address
-        costs a system call.
+        Let C{peer} and C{local} be C{peer()} and C{local()}, each called
+        the first time its field is read: most applications read neither,
+        and each costs the transport a system call or an address object.
         """
-        self.__dict__["_local"] = _Later(source)
+        self.__dict__["_peer"], self.__dict__["_local"] = _Later(peer), _Later(local)
 
 
 
