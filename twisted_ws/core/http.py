@@ -70,14 +70,14 @@ _ParseHead = Callable[[bytes, bool, int, int, int], tuple[Any, ...] | None]
 
 def _selectParseHead(environ: Mapping[str, str]) -> _ParseHead | None:
     """C{_speedups.parseHead} unless not built (or too old) or disabled (L{extensionDisabled})."""
-    if extensionDisabled(environ):
-        return None
     try:
         from ._speedups import parseHead
     except ImportError:
         return None
-    fast: _ParseHead = parseHead
+    fast: _ParseHead | None = None if extensionDisabled(environ) else parseHead
     return fast
+
+_PARSE_HEAD = _selectParseHead(os.environ)
 
 #: Status carried by every L{HandshakeError} raised while parsing a
 #: I{response} head: the server (from the client's point of view, a gateway)
@@ -307,12 +307,10 @@ class HeadParser:
 
     #: The bytes that followed the head, once it is complete.
     rest = b""
-    # The line-by-line state, made on the first piece that is not a whole
-    # head (most heads arrive whole and never need it).
+    # The line-by-line state, made once a piece is not a whole head (most are).
     _buffer: bytearray | None = None
     _headers: Headers | None = None
-    # Where the current (incomplete) line starts, and where the next
-    # search for LF resumes: everything before _scanFrom has no LF left.
+    # Where the current (incomplete) line starts, and where the search for LF resumes.
     _lineStart = 0
     _scanFrom = 0
     # Offset of the first header line; None until the start line is read.
@@ -320,7 +318,7 @@ class HeadParser:
     _startLine: tuple[object, ...] | None = None
     _finished = False
     #: The C twin of L{_parseWhole} (C{None}: not built; tests set it so to compare).
-    _parseHead: _ParseHead | None = _selectParseHead(os.environ)
+    _parseHead: _ParseHead | None = _PARSE_HEAD
 
     def __init__(
         self,
@@ -333,6 +331,8 @@ class HeadParser:
         self.maxLineLength = maxLineLength
         self.maxHeaderBytes = maxHeaderBytes
         self.maxHeaderCount = maxHeaderCount
+        # On the instance: CPython 3.11 specialises reads of instance attributes only.
+        self._finished, self._buffer, self._parseHead = False, None, _PARSE_HEAD
 
     def feed(self, data: bytes) -> RequestHead | ResponseHead | None:
         """

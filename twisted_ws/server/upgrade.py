@@ -45,6 +45,8 @@ class ServerHandshakeProtocol(Protocol, PendingHandshake):
         self.handshake = factory.newHandshake()
         self._paused = False
         self._delegate: WebSocketProtocol | None = None
+        # PendingHandshake's state, on the instance (faster to read on CPython 3.11).
+        self._done, self._timer, self._decision = False, None, None
 
     def connectionMade(self) -> None:
         self._startTimer()
