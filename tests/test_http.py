@@ -581,7 +581,7 @@ except ImportError:  # pragma: no cover - depends on the build
 requiresParseHead = pytest.mark.skipif(
     cParseHead is None,
     reason="twisted_ws.core._speedups is not built, or is older than parseHead "
-    "(run `python setup.py build_ext --inplace`)",
+    "(`pip install -e .` builds it in place)",
 )
 
 DEFAULT_LIMITS = (8192, 16384, 100)

@@ -33,7 +33,7 @@ except ImportError:  # pragma: no cover - depends on the build
 requiresExtension = pytest.mark.skipif(
     _speedups is None,
     reason="twisted_ws.core._speedups C extension is not built "
-    "(run `python setup.py build_ext --inplace`)",
+    "(`pip install -e .` builds it in place)",
 )
 
 
