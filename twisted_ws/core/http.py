@@ -86,12 +86,7 @@ RESPONSE_PARSE_ERROR_STATUS = 502
 
 
 def isToken(value: str) -> bool:
-    """
-    Whether C{value} is an RFC 7230 token.
-
-    Tokens are what subprotocol names, extension names and header names must
-    be; checking them in one place keeps the grammar consistent.
-    """
+    """Whether C{value} is an RFC 7230 token (subprotocol, extension and header names)."""
     return _TOKEN_RE.fullmatch(value) is not None
 
 
@@ -130,15 +125,17 @@ class Headers:
         self._raw = raw
 
     @classmethod
-    def fromFields(cls, fields: list[tuple[str, str]], raw: str | None = None) -> Headers:
+    def fromFields(
+        cls, fields: list[tuple[str, str]], raw: str | None = None, index: dict[str, list[str]] | None = None
+    ) -> Headers:
         """
         Headers over C{fields}, a list of C{(name, value)} pairs that is
-        taken over, not copied (a parser's fresh result).
+        taken over, not copied (a parser's fresh result), and C{index}, their
+        values by lowercase name, when the parser made it too.
         """
         headers = cls.__new__(cls)
-        headers._pairsList = fields
-        headers._indexDict = _indexOf(fields)
-        headers._raw = raw
+        headers._pairsList, headers._raw = fields, raw
+        headers._indexDict = _indexOf(fields) if index is None else index
         return headers
 
     def compact(self) -> None:
@@ -158,12 +155,6 @@ class Headers:
             self._expand()
         return self._pairsList  # type: ignore[return-value]
 
-    @property
-    def _index(self) -> dict[str, list[str]]:
-        if self._indexDict is None:
-            self._expand()
-        return self._indexDict  # type: ignore[return-value]
-
     def _expand(self) -> None:
         pairs = [(name, value.rstrip(" \t")) for name, value in _FIELD_RE.findall(self._raw or "")]
         self._pairsList, self._indexDict = pairs, _indexOf(pairs)
@@ -171,7 +162,7 @@ class Headers:
     def add(self, name: str, value: str) -> None:
         """Append one field, keeping any earlier ones of the same name."""
         self._pairs.append((name, value))
-        self._index.setdefault(name.lower(), []).append(value)
+        self.asDict().setdefault(name.lower(), []).append(value)
         self._raw = None  # the raw block no longer tells the whole story
 
     def asDict(self) -> dict[str, list[str]]:
@@ -180,19 +171,18 @@ class Headers:
         validator reading many fields uses instead of one lookup each.  The
         dictionary is the collection's own: read it, never change it.
         """
-        index = self._indexDict
-        return self._index if index is None else index
+        if self._indexDict is None:
+            self._expand()
+        return self._indexDict  # type: ignore[return-value]
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of C{name}, or C{default} when absent."""
-        index = self._indexDict
-        values = (self._index if index is None else index).get(name.lower())
+        values = self.asDict().get(name.lower())
         return values[0] if values else default
 
     def getAll(self, name: str) -> list[str]:
         """Every value of C{name}, in received order (a new list)."""
-        index = self._indexDict
-        values = (self._index if index is None else index).get(name.lower())
+        values = self.asDict().get(name.lower())
         return list(values) if values else []
 
     def getCommaList(self, name: str) -> list[str]:
@@ -205,13 +195,24 @@ class Headers:
         are allowed by RFC 7230 section 7.
         """
         result: list[str] = []
-        index = self._indexDict
-        for value in (self._index if index is None else index).get(name.lower(), ()):
+        for value in self.asDict().get(name.lower(), ()):
             for element in value.split(","):
                 element = element.strip(" \t")
                 if element:
                     result.append(element)
         return result
+
+    def hasToken(self, name: str, token: str) -> bool:
+        """
+        Whether the list across every C{name} field (read as L{getCommaList}
+        reads it) holds C{token}, given lowercase and compared case-insensitively.
+        """
+        for value in self.asDict().get(name.lower(), ()):
+            if value.lower() == token:  # the usual one-element list
+                return True
+            if any(element.strip(" \t").lower() == token for element in value.split(",")):
+                return True
+        return False
 
     def items(self) -> Iterator[tuple[str, str]]:
         """(name, value) pairs in original order and case."""
@@ -221,7 +222,7 @@ class Headers:
         return iter(self._pairs)
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._index
+        return isinstance(name, str) and name.lower() in self.asDict()
 
     def __len__(self) -> int:
         return len(self._pairs)
@@ -347,9 +348,8 @@ class HeadParser:
         if parse is not None and self._buffer is None:
             parsed = parse(data, self.isRequest, self.maxLineLength, self.maxHeaderBytes, self.maxHeaderCount)
             if parsed is not None:
-                headers = Headers.__new__(Headers)
-                a, b, c, headers._pairsList, headers._indexDict, headers._raw, self.rest = parsed
-                self._finished = True
+                a, b, c, fields, index, raw, self.rest = parsed
+                self._finished, headers = True, Headers.fromFields(fields, raw, index)
                 return RequestHead(a, b, c, headers) if self.isRequest else ResponseHead(a, b, c, headers)
             self._buffer = bytearray()  # no whole head: on to the line parser
         try:

@@ -153,21 +153,6 @@ def _single(fields: dict[str, list[str]], key: str, name: str) -> str:
     return values[0]
 
 
-def _listHas(values: list[str] | None, token: str) -> bool:
-    """
-    Whether the comma-separated list across C{values} holds C{token}
-    (lowercase; compared case-insensitively), as L{Headers.getCommaList}
-    reads it.
-    """
-    for value in values or ():
-        if value.lower() == token:  # the usual one-element list
-            return True
-        for element in value.split(","):
-            if element.strip(" \t").lower() == token:
-                return True
-    return False
-
-
 def validateRequest(head: RequestHead) -> HandshakeRequest:
     """
     Check a request head against RFC 6455 section 4.2.1.
@@ -192,15 +177,14 @@ def validateRequest(head: RequestHead) -> HandshakeRequest:
         raise HandshakeError(400, "request target must be an absolute path")
     host = _single(fields, "host", "Host")
 
-    upgrade = fields.get("upgrade")
-    if upgrade is None:
+    if "upgrade" not in fields:
         raise HandshakeError(
             426, "this is a WebSocket endpoint, Upgrade: websocket required",
             headers=_UPGRADE_REQUIRED_HEADERS,
         )
-    if not _listHas(upgrade, "websocket"):
+    if not headers.hasToken("Upgrade", "websocket"):
         raise HandshakeError(400, "Upgrade header does not contain websocket")
-    if not _listHas(fields.get("connection"), "upgrade"):
+    if not headers.hasToken("Connection", "upgrade"):
         raise HandshakeError(400, "Connection header does not contain Upgrade")
 
     if fields.get("sec-websocket-version") != ["13"]:
@@ -244,7 +228,7 @@ def isUpgradeAttempt(headers: Headers) -> bool:
     """
     if "Sec-WebSocket-Key" in headers or "Sec-WebSocket-Version" in headers:
         return True
-    return any(token.lower() == "websocket" for token in headers.getCommaList("Upgrade"))
+    return headers.hasToken("Upgrade", "websocket")
 
 
 def parseOffers(headers: Headers) -> tuple[str | None, list[str], list[ExtensionOffer]]:

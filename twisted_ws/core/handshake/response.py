@@ -158,9 +158,9 @@ def validateResponse(
         )
     if head.version < (1, 1):
         raise HandshakeError(0, "server answered with HTTP/1.0")
-    if not any(token.lower() == "websocket" for token in headers.getCommaList("Upgrade")):
+    if not headers.hasToken("Upgrade", "websocket"):
         raise HandshakeError(0, "server response lacks Upgrade: websocket")
-    if not any(token.lower() == "upgrade" for token in headers.getCommaList("Connection")):
+    if not headers.hasToken("Connection", "upgrade"):
         raise HandshakeError(0, "server response lacks Connection: Upgrade")
     if headers.getAll("Sec-WebSocket-Accept") != [computeAcceptKey(key)]:
         raise HandshakeError(0, "server sent a wrong or missing Sec-WebSocket-Accept")
