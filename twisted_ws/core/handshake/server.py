@@ -158,12 +158,11 @@ class ServerHandshake:
         negotiated = negotiate(
             request, decision, self.subprotocols, self.extensions, extraHeaders
         )
-        subprotocol = negotiated.subprotocol
-        extensionsHeader = negotiated.extensionsHeader
         if request.httpVersion == "1.1":
             # negotiate() checked the terms: format them.
             data = formatAcceptResponse(
-                request.key, subprotocol, extensionsHeader, negotiated.extraHeaders
+                request.key, negotiated.subprotocol, negotiated.extensionsHeader,
+                negotiated.extraHeaders,
             )
         else:
             data = b""
@@ -173,13 +172,11 @@ class ServerHandshake:
         request.headers.compact()
         return Accepted(
             request,
-            subprotocol,
+            negotiated.subprotocol,
             negotiated.extensions,
             data,
             trailing,
-            tuple(negotiated.headers)
-            if subprotocol is not None or extensionsHeader is not None or negotiated.extraHeaders
-            else (),
+            tuple(negotiated.headers),
         )
 
     def reject(self, error: HandshakeError) -> Rejected:
